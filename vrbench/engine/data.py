@@ -1,0 +1,37 @@
+"""Turn a job config into its train / validation / test image sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vrbench.datasets import DATASETS
+from vrbench.datasets.images import ImageSet
+from vrbench.datasets.subsets import split_validation, stratified_subset
+
+SUBSET_SEED = 0  # subsets are shared by every method and seed of a suite, so they use a fixed seed
+
+
+@dataclass
+class Splits:
+    train: ImageSet
+    val: ImageSet | None
+    test: ImageSet
+
+
+def prepare_splits(config: dict[str, Any], data_root: Path | None, download: bool = False) -> Splits:
+    info = DATASETS.get(config["dataset"])
+    train = info.load("train", config["image_size"], data_root, download)
+    test = info.load("test", config["image_size"], data_root, download)
+    subset = config.get("subset") or {}
+    if subset.get("train"):
+        train = train.subset(stratified_subset(train.labels, subset["train"], seed=SUBSET_SEED))
+    if subset.get("test"):
+        test = test.subset(stratified_subset(test.labels, subset["test"], seed=SUBSET_SEED))
+    val = None
+    if config["val_fraction"] > 0:
+        # Seeded by the run's seed and recorded through the config: the split is part of the job.
+        keep, held_out = split_validation(train.labels, config["val_fraction"], seed=config["seed"])
+        train, val = train.subset(keep), train.subset(held_out)
+    return Splits(train, val, test)

@@ -1,0 +1,45 @@
+"""A job is its canonical resolved config; its id is a content hash of that config.
+
+Only settings that can change a job's numbers go into the hash (method versions included); paths,
+worker counts, devices and log settings do not, so the same job has the same id on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+ENGINE_VERSION = 1
+RUN_ID_LENGTH = 16
+
+
+def canonical_json(config: dict[str, Any]) -> str:
+    """Key-sorted, whitespace-free JSON: the byte string the run id is computed from."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def run_id_of(config: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:RUN_ID_LENGTH]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    run_id: str
+    config: dict[str, Any]
+    selection: list[str] = field(default_factory=list)
+
+    @property
+    def method(self) -> str:
+        return f"{self.config['input']}+{self.config['mapping']}"
+
+    def label(self) -> str:
+        c = self.config
+        return f"{self.method} {c['backbone']} {c['dataset']} seed={c['seed']}"
+
+
+def make_job(config: dict[str, Any], selection: list[str]) -> JobSpec:
+    # Round-trip through JSON so the stored config is exactly what was hashed (tuples become lists, etc.).
+    frozen = json.loads(canonical_json(config))
+    return JobSpec(run_id_of(frozen), frozen, list(selection))

@@ -1,0 +1,112 @@
+"""``build_report``: read the index, build the report model, write index.md / index.html and cells.csv."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from vrbench.errors import ConfigError, ResultsError
+from vrbench.report.markdown import render_markdown
+from vrbench.report.model import (
+    ReportModel,
+    build_boards,
+    collect_footnotes,
+    count_runs,
+    load_cells,
+    load_failed,
+)
+from vrbench.report.references import PAPER_RULE, check_paper
+from vrbench.store.db import check_schema, connect
+
+FORMATS: dict[str, str] = {"md": "index.md", "html": "index.html"}
+
+
+def load_model(db_path: Path, run_ids: set[str] | None = None, paper: str | None = None,
+               group_by: tuple[str, ...] = ()) -> ReportModel:
+    """Everything a report shows, read through one read-only connection."""
+    check_paper(paper)
+    con = connect(db_path, read_only=True)
+    try:
+        check_schema(con, db_path)
+        cells = load_cells(con, run_ids, tuple(group_by))
+        failed = load_failed(con, run_ids)
+        n_done, n_failed = count_runs(con, run_ids)
+    finally:
+        con.close()
+    boards = build_boards(cells, paper)
+    return ReportModel(
+        generated_at=datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0), n_done=n_done,
+        n_failed=n_failed, paper=paper, group_by=tuple(group_by), boards=boards, failed=failed,
+        footnotes=collect_footnotes(boards),
+    )
+
+
+def cells_csv(model: ReportModel) -> str:
+    """Machine-readable cells: one line per (rule, row, dataset), with the matched published value if any."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["rule", "method", "backbone", *model.group_by, "dataset", "n", "mean", "std", "min", "max",
+                     "paper", "paper_table", "paper_method", "paper_value", "paper_std", "paper_rule", "diff"])
+    for board in model.boards:
+        for row in board.rows:
+            for dataset in board.datasets:
+                cell = row.cells.get(dataset)
+                if cell is None:
+                    continue
+                ref = cell.ref
+                writer.writerow([
+                    board.rule, row.method, row.backbone, *row.groups, dataset, cell.n, _num(cell.mean),
+                    _num(cell.std), _num(cell.min), _num(cell.max),
+                    *((ref.paper_stem, ref.table, ref.method, ref.value_text, _num(ref.std), PAPER_RULE,
+                       _num(cell.diff)) if ref else ("",) * 7),
+                ])
+    return out.getvalue()
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Temp file + rename, so a reader (or a browser refresh) never sees half a report."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str] | None = None,
+                 paper: str | None = None, group_by: tuple[str, ...] = ()) -> Path:
+    """Write ``out_dir/index.md`` or ``out_dir/index.html`` (and ``cells.csv`` beside it); return the report path.
+
+    ``run_ids`` restricts the report to those runs (e.g. one suite's jobs); ``paper`` (a reference CSV stem such
+    as ``ilm_vp_cvpr23``) takes published values from that paper only; ``group_by`` adds row-key columns such as
+    ``device`` or ``precision``.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"Unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}.")
+    model = load_model(Path(db_path), run_ids, paper, tuple(group_by))
+    if fmt == "html":
+        from vrbench.report.html import render_html
+
+        text = render_html(model)
+    else:
+        text = render_markdown(model)
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / FORMATS[fmt]
+        _write_atomic(path, text)
+        _write_atomic(out_dir / "cells.csv", cells_csv(model))
+    except OSError as exc:
+        raise ResultsError(f"Cannot write the report to {out_dir}: {exc.strerror or exc}. "
+                           "Choose a writable directory with --out.") from exc
+    return path

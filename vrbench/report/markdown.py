@@ -1,0 +1,67 @@
+"""Render a ReportModel as GitHub-flavoured Markdown (tables fit to paste into a README)."""
+
+from __future__ import annotations
+
+from vrbench.report import formatting as f
+from vrbench.report.model import Board, ReportModel
+
+_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\|<>*`[]"})
+
+
+def md(text: object) -> str:
+    """Escape a user-supplied value for a table cell: no pipes, HTML, emphasis, links or line breaks."""
+    return " ".join(str(text).split()).translate(_SPECIAL)
+
+
+def _table(header: list[str], rows: list[list[str]], align: list[str]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _board(board: Board, model: ReportModel) -> list[str]:
+    header = ["Method · backbone", *(md(g) for g in model.group_by), *(md(d) for d in board.datasets), "average"]
+    align = [":---"] * (1 + len(model.group_by)) + ["---:"] * (len(board.datasets) + 1)
+    rows = []
+    for row in board.rows:
+        cells = []
+        for dataset in board.datasets:
+            cell = row.cells.get(dataset)
+            if cell is None:
+                cells.append(f.NOT_RUN)
+            elif board.has_references:
+                cells.append(f"{f.ours(cell)}; {f.paper(cell, board, model)}")
+            else:
+                cells.append(f.ours(cell))
+        rows.append([md(row.label), *(md(g) for g in row.groups), *cells, f.average(row, board)])
+    out = [f"## Leaderboard: {board.rule}", "", f"*{md(board.caption)}*", ""]
+    out += _table(header, rows, align)
+    out += ["", f"- {md(f.AVERAGE_NOTE)}"]
+    out += [f"- {md(note)}" for note in f.reference_notes(board, model.paper)]
+    return [*out, ""]
+
+
+def render_markdown(model: ReportModel) -> str:
+    scope = f" (published values from {md(model.paper)})" if model.paper else ""
+    out = ["# vrbench report", "",
+           f"Generated {model.generated_at:%Y-%m-%d %H:%M} UTC from {model.n_runs} runs "
+           f"({model.n_done} done, {model.n_failed} failed){scope}.", ""]
+    if not model.boards:
+        out += ["No finished run has an accuracy yet: run a suite, then `vrbench report` again.", ""]
+    for board in model.boards:
+        out += _board(board, model)
+    if model.failed:
+        out += ["## Failed runs", ""]
+        out += _table(["Method", "Backbone", "Dataset", "Seed", "Error", "Run"],
+                      [[md(r.method), md(r.backbone), md(r.dataset), md("—" if r.seed is None else r.seed),
+                        md(f.failed_error(r.error_type, r.first_line)), md(r.run_id)]
+                       for r in model.failed],
+                      [":---", ":---", ":---", "---:", ":---", ":---"])
+        out += ["", "Each failed run's directory holds error.json with the full traceback; `vrbench status` "
+                "lists them and a re-run retries them.", ""]
+    if model.footnotes:
+        out += ["## Published values", ""]
+        out += [f"{i}. {md(f.footnote_text(ref))}" for i, ref in enumerate(model.footnotes, start=1)]
+        out += [""]
+    out += ["## How to read this", ""] + [f"- {md(line)}" for line in f.how_to_read(model)]
+    return "\n".join(out) + "\n"

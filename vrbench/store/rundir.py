@@ -1,0 +1,236 @@
+"""Run directories: atomic files, claims and job states.
+
+Results are files first. A job is done exactly when its result.json exists (written by rename as the
+last step), so a crash at any moment leaves either a finished job or one that can resume. Ownership of
+a job is a claim file created with O_EXCL: two `vrbench run` processes on one results directory never
+run the same job, and a claim whose processes are gone is detected as stale and can be taken over.
+No torch import here: `vrbench status` reads these files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from vrbench.errors import ResultsError
+
+CONFIG, ENV, METRICS, CHECKPOINT = "config.json", "env.json", "metrics.jsonl", "checkpoint.pt"
+RESULT, ERROR, CLAIM, PROGRESS, MAPPING, LOG = (
+    "result.json", "error.json", "claim.json", "progress.json", "mapping.json", "worker.log")
+# A claim held from another host is considered abandoned when its heartbeat is older than this.
+STALE_AFTER_SECONDS = 15 * 60
+_RUN_ID = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def runs_root(results: Path) -> Path:
+    return Path(results) / "runs"
+
+
+def run_dir(results: Path, run_id: str) -> Path:
+    """The directory of one run; ids are hex digests, so a path can never escape the results root."""
+    if not _RUN_ID.match(run_id):
+        raise ResultsError(f"'{run_id}' is not a run id (expected lowercase hex)")
+    return runs_root(results) / run_id
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory and rename, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file, turning a truncated or corrupted file into a clear ResultsError."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{path} is unreadable or corrupted ({exc.__class__.__name__}: {exc})") from None
+
+
+def write_config(directory: Path, run_id: str, method: str, config: dict, runtime: dict) -> None:
+    """Write config.json; an existing one for a different config means a hash collision or tampering."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CONFIG
+    if path.exists():
+        try:
+            existing = read_json(path)
+        except ResultsError:
+            existing = None
+        if existing is not None and existing.get("config") != config:
+            raise ResultsError(f"{path} holds a different config than job {run_id}; move that directory away")
+    atomic_write_json(path, {"run_id": run_id, "method": method, "config": config, "runtime": runtime})
+
+
+# ----------------------------------------------------------------------------------------------- claims
+
+
+def _process_start(pid: int) -> str | None:
+    """Kernel start time of a process (Linux), so a recycled pid is not mistaken for the claimant."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[19]
+    except (OSError, IndexError):
+        return None
+
+
+def pid_alive(pid: int | None, start: str | None = None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if start is not None:
+        current = _process_start(pid)
+        if current is not None and current != start:
+            return False
+    # A zombie (exited, not yet reaped) counts as dead.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+@dataclass
+class Claim:
+    directory: Path
+    token: str
+    data: dict[str, Any]
+
+    def set_worker(self, pid: int) -> None:
+        self.data["worker_pid"] = pid
+        self.data["worker_start"] = _process_start(pid)
+        atomic_write_json(self.directory / CLAIM, self.data)
+
+    def release(self) -> None:
+        path = self.directory / CLAIM
+        try:
+            if read_json(path).get("token") == self.token:
+                path.unlink()
+        except (FileNotFoundError, ResultsError):
+            pass
+
+
+def try_claim(directory: Path, **extra: Any) -> Claim | None:
+    """Create claim.json atomically; None if another live process holds the job."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CLAIM
+    token = uuid.uuid4().hex
+    data = {"token": token, "host": socket.gethostname(), "launcher_pid": os.getpid(),
+            "launcher_start": _process_start(os.getpid()), "worker_pid": None, "claimed_at": now_iso(), **extra}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if not claim_is_stale(directory):
+                return None
+            # Only one process wins the rename of a stale claim; the loser sees it vanish and retries.
+            try:
+                os.replace(path, directory / f"claim.stale-{token}.json")
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle)
+        return Claim(directory, token, data)
+    return None
+
+
+def claim_is_stale(directory: Path) -> bool:
+    """True when no process of the claim can still be working on the job."""
+    path = directory / CLAIM
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        return False
+    except ResultsError:
+        # Created but not yet written (O_EXCL then write): give its owner a moment.
+        return time.time() - _mtime(path) > 30
+    if data.get("host") == socket.gethostname():
+        launcher = pid_alive(data.get("launcher_pid"), data.get("launcher_start"))
+        worker = pid_alive(data.get("worker_pid"), data.get("worker_start"))
+        return not (launcher or worker)
+    heartbeat = max(_mtime(path), _mtime(directory / PROGRESS))
+    return time.time() - heartbeat > STALE_AFTER_SECONDS
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+# ------------------------------------------------------------------------------------------------ state
+
+
+@dataclass
+class JobState:
+    status: str  # done | running | pending | failed | stale | corrupt
+    detail: str = ""
+
+
+def job_state(directory: Path) -> JobState:
+    """What a run directory says about its job, without importing torch."""
+    result = directory / RESULT
+    if result.exists():
+        try:
+            data = read_json(result)
+            return JobState("done", f"final {data.get('final_acc', float('nan')):.1f}%")
+        except ResultsError as exc:
+            return JobState("corrupt", str(exc))
+    if (directory / CLAIM).exists():
+        if claim_is_stale(directory):
+            return JobState("stale", "its process is gone; a re-run resumes it")
+        progress = read_progress(directory)
+        if progress:
+            return JobState("running", f"epoch {progress.get('epoch', '?')}/{progress.get('epochs', '?')}")
+        return JobState("running")
+    if (directory / ERROR).exists():
+        try:
+            error = read_json(directory / ERROR)
+            return JobState("failed", f"{error.get('error_type', 'Error')}: {error.get('message', '')}")
+        except ResultsError as exc:
+            return JobState("failed", str(exc))
+    if (directory / CHECKPOINT).exists():
+        return JobState("pending", "interrupted; resumes from its checkpoint")
+    return JobState("pending")
+
+
+def read_progress(directory: Path) -> dict[str, Any]:
+    try:
+        return read_json(directory / PROGRESS)
+    except (FileNotFoundError, ResultsError):
+        return {}
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a corrupted file instead of deleting it: nothing a user did not delete is lost."""
+    target = path.with_name(f"{path.name}.corrupt-{datetime.now().strftime('%Y%m%dT%H%M%S')}")
+    os.replace(path, target)
+    return target

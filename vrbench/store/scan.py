@@ -1,0 +1,249 @@
+"""Read run directories into plain rows for the index (read-only: nothing here writes or deletes a file).
+
+A run is *finished* when it has result.json (done) or, failing that, error.json (failed); result.json wins over a
+stale error.json. A corrupt config.json, result.json or error.json makes the run a problem that is reported and
+skipped; a corrupt env.json or metrics.jsonl line is reported but the run is kept (its summary is authoritative).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from vrbench.store.schema import ENV_COLUMNS, EPOCH_COLUMNS, SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file that could not be read; ``reason`` says what is wrong with it."""
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass
+class RunRecord:
+    """Everything the index stores for one finished run (``run`` lacks only ``ingested_at``)."""
+
+    run_id: str
+    run: dict[str, Any]
+    epochs: list[tuple[Any, ...]]
+    env: tuple[Any, ...] | None
+    digest: str
+
+
+@dataclass
+class ScanResult:
+    records: list[RunRecord] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    problem_run_ids: set[str] = field(default_factory=set)
+    unfinished: int = 0
+    scanned: int = 0
+
+
+class _Bad(Exception):
+    """A file's content is unusable; carries the path and reason for a Problem."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(reason)
+        self.problem = Problem(path, reason)
+
+
+def _read_json(path: Path) -> tuple[dict[str, Any], bytes]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise _Bad(path, f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _Bad(path, f"not valid JSON (corrupt or truncated?): {exc}") from exc
+    if not isinstance(data, dict):
+        raise _Bad(path, f"expected a JSON object, found {type(data).__name__}")
+    return data, raw
+
+
+def _number(data: dict[str, Any], key: str, path: Path, integer: bool = False) -> float | int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Bad(path, f"field {key!r} should be a number, found {value!r}")
+    if integer:
+        if isinstance(value, float) and not value.is_integer():
+            raise _Bad(path, f"field {key!r} should be an integer, found {value!r}")
+        return int(value)
+    return float(value)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _timestamp(value: Any, path: Path, key: str, problems: list[Problem]) -> datetime | None:
+    """ISO-8601 text -> naive UTC datetime (DuckDB TIMESTAMP); unparseable values are reported and left NULL."""
+    if value is None:
+        return None
+    try:
+        stamp = datetime.fromisoformat(str(value))
+    except ValueError:
+        problems.append(Problem(path, f"field {key!r} is not an ISO-8601 time: {value!r} (stored as NULL)"))
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None)
+    return stamp
+
+
+def _config_part(run_dir: Path) -> tuple[dict[str, Any], bytes]:
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise _Bad(path, "missing (a finished run must have config.json)")
+    doc, raw = _read_json(path)
+    config = doc.get("config")
+    if not isinstance(config, dict):
+        raise _Bad(path, "no 'config' object")
+    if doc.get("run_id") not in (None, run_dir.name):
+        raise _Bad(path, f"run_id {doc.get('run_id')!r} does not match the directory name {run_dir.name!r}")
+    for key in ("backbone", "dataset"):
+        if not isinstance(config.get(key), str):
+            raise _Bad(path, f"config has no {key!r} name")
+    _number(config, "seed", path, integer=True)
+    return doc, raw
+
+
+def _run_row(run_dir: Path, doc: dict[str, Any], outcome: dict[str, Any], outcome_path: Path,
+             done: bool, problems: list[Problem]) -> dict[str, Any]:
+    config = doc["config"]
+    method = doc.get("method")
+    if not isinstance(method, str) or not method:
+        method = f"{config.get('input')}+{config.get('mapping')}"
+    config_path = run_dir / "config.json"
+    row: dict[str, Any] = {
+        "run_id": run_dir.name, "method": method, "input": _text(config.get("input")),
+        "mapping": _text(config.get("mapping")), "backbone": config["backbone"], "dataset": config["dataset"],
+        "seed": _number(config, "seed", config_path, integer=True), "protocol": _text(config.get("protocol")),
+        "epochs": _number(config, "epochs", config_path, integer=True),
+        "config": json.dumps(config, sort_keys=True, separators=(",", ":")),
+    }
+    p = outcome_path
+    if done:
+        if outcome.get("status", "done") != "done":
+            raise _Bad(p, f"status is {outcome.get('status')!r}; result.json must say 'done'")
+        trained = _number(outcome, "epochs", p, integer=True)
+        row.update(
+            status="done", epochs=trained if trained is not None else row["epochs"],
+            final_acc=_number(outcome, "final_acc", p), best_test_acc=_number(outcome, "best_test_acc", p),
+            best_test_epoch=_number(outcome, "best_test_epoch", p, integer=True),
+            best_val_acc=_number(outcome, "best_val_acc", p),
+            best_val_epoch=_number(outcome, "best_val_epoch", p, integer=True),
+            val_size=_number(outcome, "val_size", p, integer=True),
+            trainable_params=_number(outcome, "trainable_params", p, integer=True),
+            train_seconds=_number(outcome, "train_seconds", p),
+            finished_at=_timestamp(outcome.get("finished_at"), p, "finished_at", problems),
+            error_type=None, error_message=None,
+        )
+    else:
+        row.update(
+            status="failed", final_acc=None, best_test_acc=None, best_test_epoch=None, best_val_acc=None,
+            best_val_epoch=None, val_size=None, trainable_params=None, train_seconds=None,
+            finished_at=_timestamp(outcome.get("failed_at"), p, "failed_at", problems),
+            error_type=_text(outcome.get("error_type")),
+            error_message=_text(outcome.get("message")) or _last_line(outcome.get("traceback")),
+        )
+    return row
+
+
+def _last_line(traceback: Any) -> str | None:
+    if not isinstance(traceback, str) or not traceback.strip():
+        return None
+    return traceback.strip().splitlines()[-1]
+
+
+def _epochs(run_id: str, path: Path, problems: list[Problem]) -> tuple[list[tuple[Any, ...]], bytes]:
+    if not path.exists():
+        return [], b""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        problems.append(Problem(path, f"cannot read: {exc.strerror or exc}; epochs not indexed"))
+        return [], b""
+    rows: list[tuple[Any, ...]] = []
+    for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise _Bad(path, "not a JSON object")
+            epoch = _number(data, "epoch", path, integer=True)
+            if epoch is None:
+                raise _Bad(path, "no 'epoch'")
+            values = [_number(data, key, path) for key in EPOCH_COLUMNS[2:]]
+        except (json.JSONDecodeError, _Bad) as exc:
+            problems.append(Problem(path, f"line {number} skipped: {exc}"))
+            continue
+        rows.append((run_id, epoch, *values))
+    return rows, raw
+
+
+def _env(run_id: str, path: Path, problems: list[Problem]) -> tuple[tuple[Any, ...] | None, bytes]:
+    if not path.exists():
+        return None, b""
+    try:
+        data, raw = _read_json(path)
+        threads = _number(data, "threads", path, integer=True)
+    except _Bad as exc:
+        problems.append(Problem(exc.problem.path, f"{exc.problem.reason}; environment not indexed"))
+        return None, b""
+    values = [threads if key == "threads" else _text(data.get(key)) for key in ENV_COLUMNS[1:]]
+    return (run_id, *values), raw
+
+
+def read_run(run_dir: Path) -> tuple[RunRecord | None, list[Problem]]:
+    """One run directory -> its record (None when unfinished or unreadable) and the problems found on the way."""
+    result_path, error_path = run_dir / "result.json", run_dir / "error.json"
+    done = result_path.exists()
+    if not done and not error_path.exists():
+        return None, []
+    outcome_path = result_path if done else error_path
+    problems: list[Problem] = []
+    try:
+        doc, config_raw = _config_part(run_dir)
+        outcome, outcome_raw = _read_json(outcome_path)
+        row = _run_row(run_dir, doc, outcome, outcome_path, done, problems)
+    except _Bad as exc:
+        return None, [exc.problem]
+    epochs, epochs_raw = _epochs(run_dir.name, run_dir / "metrics.jsonl", problems)
+    env, env_raw = _env(run_dir.name, run_dir / "env.json", problems)
+    digest = hashlib.sha256()
+    for part in (SCHEMA_VERSION.encode(), outcome_path.name.encode(), config_raw, outcome_raw, epochs_raw, env_raw):
+        digest.update(hashlib.sha256(part).digest())
+    row["source_digest"] = digest.hexdigest()
+    return RunRecord(run_dir.name, row, epochs, env, row["source_digest"]), problems
+
+
+def scan_runs(runs_dir: Path) -> ScanResult:
+    """Read every run directory under ``runs_dir`` (sorted, so ingestion order is deterministic)."""
+    scan = ScanResult()
+    if not runs_dir.is_dir():
+        return scan
+    for run_dir in sorted(runs_dir.iterdir()):
+        if not run_dir.is_dir() or run_dir.name.startswith("."):
+            continue
+        scan.scanned += 1
+        record, problems = read_run(run_dir)
+        scan.problems.extend(problems)
+        if record is not None:
+            scan.records.append(record)
+        elif problems:
+            scan.problem_run_ids.add(run_dir.name)
+        else:
+            scan.unfinished += 1
+    return scan

@@ -1,0 +1,122 @@
+"""The DuckDB schema of the results index.
+
+The database is a *derived* index over the run directories (``results/runs/<run_id>/``): every value in it comes
+from a file there, so the index can be deleted and rebuilt with ``vrbench collect`` without losing anything.
+All accuracies are percentages (0-100), as in the run files and the papers.
+
+Tables
+------
+``runs`` — one row per finished run (``status`` = ``done`` from result.json, or ``failed`` from error.json)::
+
+    run_id            VARCHAR PRIMARY KEY  -- directory name: first 16 hex digits of sha256(canonical config)
+    method            VARCHAR   -- "<input>+<mapping>", e.g. "padding+ilm" (config.json "method")
+    input             VARCHAR   -- config.input
+    mapping           VARCHAR   -- config.mapping
+    backbone          VARCHAR
+    dataset           VARCHAR
+    seed              BIGINT
+    protocol          VARCHAR   -- vr | fewshot | base2novel | ...
+    epochs            BIGINT    -- epochs trained (result.json) for done runs, epochs planned (config) for failed ones
+    status            VARCHAR   -- 'done' | 'failed'
+    final_acc         DOUBLE    -- test accuracy after the last epoch
+    best_test_acc     DOUBLE    -- max test accuracy over epochs (the VR papers' rule; test-set selection)
+    best_test_epoch   BIGINT
+    best_val_acc      DOUBLE    -- test accuracy at the epoch with the best validation accuracy (NULL without val)
+    best_val_epoch    BIGINT
+    val_size          BIGINT
+    trainable_params  BIGINT
+    train_seconds     DOUBLE
+    finished_at       TIMESTAMP -- UTC; result.json finished_at, or error.json failed_at for failed runs
+    error_type        VARCHAR   -- failed runs only
+    error_message     VARCHAR   -- failed runs only: the error's message (first line first)
+    config            JSON      -- the canonical config (sorted keys), as hashed into run_id
+    ingested_at       TIMESTAMP -- UTC; when this row's source files were last (re)read
+    source_digest     VARCHAR   -- sha256 of the source files; an unchanged run keeps its row and ingested_at
+
+``epochs`` — one row per finished epoch (metrics.jsonl; epochs counted from 1)::
+
+    run_id VARCHAR, epoch BIGINT, train_loss DOUBLE, train_acc DOUBLE, val_acc DOUBLE, test_acc DOUBLE,
+    lr DOUBLE, seconds DOUBLE
+
+``environments`` — one row per run that has an env.json::
+
+    run_id VARCHAR PRIMARY KEY, vrbench_version VARCHAR, torch_version VARCHAR, python_version VARCHAR,
+    git_sha VARCHAR, device VARCHAR, device_name VARCHAR, precision VARCHAR, threads BIGINT, hostname VARCHAR,
+    platform VARCHAR
+
+``meta`` — ``(key VARCHAR PRIMARY KEY, value VARCHAR)``; holds ``schema_version``. An index with another schema
+version is dropped and rebuilt from the run directories on the next ingestion.
+
+Views
+-----
+``scores`` — done runs unpivoted to one row per selection rule: ``run_id, method, backbone, dataset, seed, rule,
+acc`` with ``rule`` in ``final | best_test | best_val``; NULL accuracies (e.g. best_val without a validation
+split) are dropped.
+
+``cells`` — one row per ``(method, backbone, dataset, rule)`` over ``scores``: ``n``, ``mean``, ``std`` (sample
+standard deviation, ddof=1; NULL when n=1), ``min``, ``max``.
+
+``cells_by_env`` — as ``cells``, additionally grouped by ``device`` and ``precision`` (from ``environments``;
+NULL when a run has no env.json).
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = "1"
+
+RUN_COLUMNS: tuple[str, ...] = (
+    "run_id", "method", "input", "mapping", "backbone", "dataset", "seed", "protocol", "epochs", "status",
+    "final_acc", "best_test_acc", "best_test_epoch", "best_val_acc", "best_val_epoch", "val_size",
+    "trainable_params", "train_seconds", "finished_at", "error_type", "error_message", "config", "ingested_at",
+    "source_digest",
+)
+EPOCH_COLUMNS: tuple[str, ...] = ("run_id", "epoch", "train_loss", "train_acc", "val_acc", "test_acc", "lr", "seconds")
+ENV_COLUMNS: tuple[str, ...] = (
+    "run_id", "vrbench_version", "torch_version", "python_version", "git_sha", "device", "device_name", "precision",
+    "threads", "hostname", "platform",
+)
+
+TABLES_DDL: tuple[str, ...] = (
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY, method VARCHAR, input VARCHAR, mapping VARCHAR, backbone VARCHAR,
+        dataset VARCHAR, seed BIGINT, protocol VARCHAR, epochs BIGINT, status VARCHAR NOT NULL,
+        final_acc DOUBLE, best_test_acc DOUBLE, best_test_epoch BIGINT, best_val_acc DOUBLE, best_val_epoch BIGINT,
+        val_size BIGINT, trainable_params BIGINT, train_seconds DOUBLE, finished_at TIMESTAMP,
+        error_type VARCHAR, error_message VARCHAR, config JSON, ingested_at TIMESTAMP, source_digest VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS epochs (
+        run_id VARCHAR NOT NULL, epoch BIGINT NOT NULL, train_loss DOUBLE, train_acc DOUBLE, val_acc DOUBLE,
+        test_acc DOUBLE, lr DOUBLE, seconds DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS environments (
+        run_id VARCHAR PRIMARY KEY, vrbench_version VARCHAR, torch_version VARCHAR, python_version VARCHAR,
+        git_sha VARCHAR, device VARCHAR, device_name VARCHAR, precision VARCHAR, threads BIGINT, hostname VARCHAR,
+        platform VARCHAR)""",
+)
+
+_RULE_COLUMNS = (("final", "final_acc"), ("best_test", "best_test_acc"), ("best_val", "best_val_acc"))
+
+SCORES_VIEW = "CREATE OR REPLACE VIEW scores AS\n" + "\nUNION ALL\n".join(
+    f"SELECT run_id, method, backbone, dataset, seed, '{rule}' AS rule, {col} AS acc "
+    f"FROM runs WHERE status = 'done' AND {col} IS NOT NULL"
+    for rule, col in _RULE_COLUMNS
+)
+
+_AGGREGATES = ('count(*) AS n, avg(s.acc) AS mean, stddev_samp(s.acc) AS std, '
+               'min(s.acc) AS "min", max(s.acc) AS "max"')
+
+VIEWS_DDL: tuple[str, ...] = (
+    SCORES_VIEW,
+    f"""CREATE OR REPLACE VIEW cells AS
+        SELECT s.method, s.backbone, s.dataset, s.rule, {_AGGREGATES}
+        FROM scores s GROUP BY s.method, s.backbone, s.dataset, s.rule""",
+    f"""CREATE OR REPLACE VIEW cells_by_env AS
+        SELECT s.method, s.backbone, s.dataset, s.rule, e.device, e.precision, {_AGGREGATES}
+        FROM scores s LEFT JOIN environments e ON e.run_id = s.run_id
+        GROUP BY s.method, s.backbone, s.dataset, s.rule, e.device, e.precision""",
+)
+
+DROP_DDL: tuple[str, ...] = (
+    "DROP VIEW IF EXISTS cells_by_env", "DROP VIEW IF EXISTS cells", "DROP VIEW IF EXISTS scores",
+    "DROP TABLE IF EXISTS runs", "DROP TABLE IF EXISTS epochs", "DROP TABLE IF EXISTS environments",
+    "DROP TABLE IF EXISTS meta",
+)

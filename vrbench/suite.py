@@ -1,0 +1,337 @@
+"""Suite YAML -> validated settings -> expanded jobs.
+
+A suite is a grid over input × mapping × backbone × dataset × seed with shared defaults and ordered,
+match-based overrides. Everything is validated before a single job starts: YAML errors and unknown keys
+name the file and line, unknown names suggest the closest known one, and impossible combinations (for
+example a one-to-one mapping onto more target classes than the backbone has) are rejected with the reason.
+
+This module must stay importable without torch: `vrbench status`, `ls` and `report` expand suites.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vrbench.backbones import BACKBONES
+from vrbench.datasets import DATASETS
+from vrbench.errors import ConfigError
+from vrbench.jobs import ENGINE_VERSION, JobSpec, make_job
+from vrbench.methods import INPUTS, MAPPINGS
+from vrbench.registry import suggest, unknown_name_message
+
+PROTOCOLS = ("vr",)
+AXES = ("input", "mapping", "backbone", "dataset", "seed")
+SELECTION_RULES = ("final", "best_test", "best_val")
+TOP_LEVEL_KEYS = ("name", "description", "protocol", "grid", "defaults", "overrides", "reference")
+
+# Hyperparameters every job has: name -> (expected type, default). Method-specific ones come from the
+# method catalogue. Defaults are the papers' (ILM-VP / BLM padding recipe, spec §3).
+GENERAL_PARAMS: dict[str, tuple[str, Any]] = {
+    "epochs": ("int", 200),
+    "lr": ("float", 0.01),
+    "batch_size": ("int", 128),
+    "image_size": ("int?", None),  # None: the dataset's VR-protocol size
+    "subset": ("subset?", None),  # {train: N, test: M}, a fixed stratified subset shared by all jobs
+    "val_fraction": ("float", 0.0),  # > 0 carves a seeded validation split from the training data
+    "milestones": ("fractions", [0.5, 0.72]),  # MultiStepLR milestones as fractions of the epochs
+    "gamma": ("float", 0.1),
+}
+# Settings that choose what a report shows, not what a job computes: kept out of the job hash.
+REPORT_PARAMS: dict[str, tuple[str, Any]] = {"selection": ("rules", ["final", "best_test", "best_val"])}
+
+
+def _method_params() -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for entry in [*INPUTS, *MAPPINGS]:
+        params.update(entry.params)
+    return params
+
+
+def known_params() -> dict[str, Any]:
+    """Every key a suite may set in `defaults` or an override's `set`."""
+    known = {name: default for name, (_, default) in GENERAL_PARAMS.items()}
+    known.update({name: default for name, (_, default) in REPORT_PARAMS.items()})
+    known.update(_method_params())
+    return known
+
+
+@dataclass
+class Suite:
+    name: str
+    description: str
+    path: Path | None
+    protocol: str
+    jobs: list[JobSpec]
+    reference: dict[str, Any] = field(default_factory=dict)
+
+
+class _Locator:
+    """Maps a path of keys/indices in the parsed YAML to its line, for error messages."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.source = source
+        try:
+            self.root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError:
+            self.root = None
+
+    def line(self, *path: object) -> int | None:
+        node = self.root
+        best = node.start_mark.line + 1 if node is not None else None
+        for step in path:
+            if isinstance(node, yaml.MappingNode):
+                match = next((value for key, value in node.value if key.value == step), None)
+                key_node = next((key for key, _ in node.value if key.value == step), None)
+                if match is None:
+                    return best
+                best = key_node.start_mark.line + 1
+                node = match
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+                node = node.value[step]
+                best = node.start_mark.line + 1
+            else:
+                return best
+        return best
+
+    def error(self, message: str, *path: object) -> ConfigError:
+        line = self.line(*path)
+        where = f"{self.source}:{line}" if line is not None else self.source
+        return ConfigError(f"{where}: {message}")
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read, validate and expand a suite file."""
+    path = Path(path)
+    if not path.is_file():
+        hint = ""
+        bundled = sorted(p.name for p in Path("suites").glob("*.yaml")) if Path("suites").is_dir() else []
+        if bundled:
+            hint = f"{suggest(path.name, bundled)} Suites in ./suites: {', '.join(bundled)}."
+        raise ConfigError(f"suite file '{path}' does not exist.{hint}")
+    return parse_suite(path.read_text(encoding="utf-8"), source=str(path), path=path)
+
+
+def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) -> Suite:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
+    loc = _Locator(text, source)
+    if not isinstance(data, dict):
+        raise loc.error("a suite must be a YAML mapping with at least 'name' and 'grid'")
+    _check_keys(data, TOP_LEVEL_KEYS, "top-level key", loc)
+    for required in ("name", "grid"):
+        if required not in data:
+            raise loc.error(f"missing required key '{required}'")
+    name = data["name"]
+    if not isinstance(name, str) or not name:
+        raise loc.error("'name' must be a non-empty string", "name")
+    protocol = data.get("protocol", "vr")
+    if protocol not in PROTOCOLS:
+        raise loc.error(unknown_name_message("protocol", protocol, list(PROTOCOLS)), "protocol")
+    grid = _parse_grid(data["grid"], loc)
+    defaults = _parse_settings(data.get("defaults") or {}, loc, ("defaults",))
+    overrides = _parse_overrides(data.get("overrides") or [], loc)
+    reference = data.get("reference") or {}
+    if not isinstance(reference, dict):
+        raise loc.error("'reference' must be a mapping such as {paper: ilm_vp_cvpr23}", "reference")
+
+    jobs: list[JobSpec] = []
+    seen: set[str] = set()
+    for values in itertools.product(*(grid[axis] for axis in AXES)):
+        combo = dict(zip(AXES, values, strict=True))
+        settings = dict(defaults)
+        for match, changes in overrides:
+            if all(combo[key] in allowed for key, allowed in match.items()):
+                settings.update(changes)
+        job = _resolve_job(protocol, combo, settings, loc)
+        if job.run_id not in seen:  # the same job listed twice by the grid runs once
+            seen.add(job.run_id)
+            jobs.append(job)
+    return Suite(name, str(data.get("description", "")), path, protocol, jobs, reference)
+
+
+def _check_keys(data: dict, known: tuple[str, ...] | list[str], what: str, loc: _Locator, *path: object) -> None:
+    for key in data:
+        if key not in known:
+            raise loc.error(unknown_name_message(what, key, list(known)), *path, key)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _parse_grid(grid: Any, loc: _Locator) -> dict[str, list[Any]]:
+    if not isinstance(grid, dict):
+        raise loc.error("'grid' must be a mapping of axes to lists", "grid")
+    _check_keys(grid, AXES, "grid axis", loc, "grid")
+    for axis in AXES:
+        if axis not in grid:
+            raise loc.error(f"the grid needs the axis '{axis}'", "grid")
+    parsed = {axis: _as_list(grid[axis]) for axis in AXES}
+    for axis, values in parsed.items():
+        if not values:
+            raise loc.error(f"grid axis '{axis}' is empty", "grid", axis)
+        for index, value in enumerate(values):
+            _check_axis_value(axis, value, loc, ("grid", axis, index))
+    return parsed
+
+
+def _check_axis_value(axis: str, value: Any, loc: _Locator, path: tuple) -> None:
+    registries = {"input": INPUTS, "mapping": MAPPINGS, "backbone": BACKBONES, "dataset": DATASETS}
+    if axis == "seed":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise loc.error(f"seeds must be non-negative integers, got {value!r}", *path)
+        return
+    registry = registries[axis]
+    if value not in registry:
+        raise loc.error(unknown_name_message(axis, value, registry.names()), *path)
+
+
+def _parse_settings(settings: Any, loc: _Locator, path: tuple) -> dict[str, Any]:
+    if not isinstance(settings, dict):
+        raise loc.error("expected a mapping of hyperparameters", *path)
+    known = known_params()
+    _check_keys(settings, list(known), "hyperparameter", loc, *path)
+    types = {name: kind for name, (kind, _) in {**GENERAL_PARAMS, **REPORT_PARAMS}.items()}
+    checked: dict[str, Any] = {}
+    for key, value in settings.items():
+        kind = types.get(key) or _kind_of_default(known[key])
+        checked[key] = _check_type(key, value, kind, loc, (*path, key))
+    return checked
+
+
+def _kind_of_default(default: Any) -> str:
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    return "int?"
+
+
+def _check_type(key: str, value: Any, kind: str, loc: _Locator, path: tuple) -> Any:
+    def fail(expected: str) -> ConfigError:
+        return loc.error(f"'{key}' must be {expected}, got {value!r}", *path)
+
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if kind.endswith("?") and value is None:
+        return None
+    base = kind.rstrip("?")
+    if base == "int":
+        if not is_int:
+            raise fail("an integer")
+        return value
+    if base == "float":
+        if not (is_int or isinstance(value, float)):
+            raise fail("a number")
+        return float(value)
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if base == "subset":
+        if not isinstance(value, dict):
+            raise fail("a mapping like {train: 600, test: 360}")
+        _check_keys(value, ("train", "test"), "subset key", loc, *path)
+        for split, size in value.items():
+            if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+                raise loc.error(f"subset size for '{split}' must be a positive integer, got {size!r}", *path, split)
+        return {"train": value.get("train"), "test": value.get("test")}
+    if base == "fractions":
+        if not isinstance(value, list) or not all(isinstance(v, (int, float)) and 0 < v <= 1 for v in value):
+            raise fail("a list of fractions of the epochs in (0, 1], like [0.5, 0.72]")
+        return [float(v) for v in value]
+    if base == "rules":
+        rules = _as_list(value)
+        for index, rule in enumerate(rules):
+            if rule not in SELECTION_RULES:
+                raise loc.error(unknown_name_message("selection rule", rule, list(SELECTION_RULES)), *path, index)
+        return rules
+    raise AssertionError(f"unhandled parameter kind {kind}")
+
+
+def _parse_overrides(overrides: Any, loc: _Locator) -> list[tuple[dict[str, list[Any]], dict[str, Any]]]:
+    if not isinstance(overrides, list):
+        raise loc.error("'overrides' must be a list of {match: ..., set: ...} entries", "overrides")
+    parsed = []
+    for index, entry in enumerate(overrides):
+        path = ("overrides", index)
+        if not isinstance(entry, dict):
+            raise loc.error("each override must be a mapping with 'match' and 'set'", *path)
+        _check_keys(entry, ("match", "set"), "override key", loc, *path)
+        match = entry.get("match") or {}
+        if not isinstance(match, dict):
+            raise loc.error("'match' must map grid axes to a value or a list of values", *path, "match")
+        _check_keys(match, AXES, "match axis", loc, *path, "match")
+        allowed = {axis: _as_list(values) for axis, values in match.items()}
+        for axis, values in allowed.items():
+            for value_index, value in enumerate(values):
+                _check_axis_value(axis, value, loc, (*path, "match", axis, value_index))
+        if "set" not in entry:
+            raise loc.error("an override needs 'set'", *path)
+        parsed.append((allowed, _parse_settings(entry["set"], loc, (*path, "set"))))
+    return parsed
+
+
+def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any], loc: _Locator) -> JobSpec:
+    """Fill defaults, keep only the settings this method reads, check feasibility, hash."""
+    input_info = INPUTS.get(combo["input"])
+    mapping_info = MAPPINGS.get(combo["mapping"])
+    backbone = BACKBONES.get(combo["backbone"])
+    dataset = DATASETS.get(combo["dataset"])
+    label = "/".join(str(combo[axis]) for axis in AXES)
+
+    config: dict[str, Any] = {"protocol": protocol, **combo}
+    for name, (_, default) in GENERAL_PARAMS.items():
+        config[name] = settings.get(name, default)
+    for name, default in {**input_info.params, **mapping_info.params}.items():
+        config[name] = settings.get(name, default)
+    if config["image_size"] is None:
+        config["image_size"] = dataset.vr_image_size
+    if "canvas" in config and config["canvas"] is None:
+        config["canvas"] = backbone.input_size
+    config["versions"] = {"engine": ENGINE_VERSION, "input": input_info.version, "mapping": mapping_info.version}
+
+    problems = _infeasible(config, mapping_info, backbone, dataset)
+    selection = settings.get("selection", REPORT_PARAMS["selection"][1])
+    if "best_val" in selection and config["val_fraction"] == 0 and "selection" in settings:
+        problems.append("selection 'best_val' needs a validation split: set val_fraction > 0 (e.g. 0.1)")
+    if problems:
+        raise loc.error(f"job {label} is impossible: " + "; ".join(problems), "grid")
+    if config["val_fraction"] == 0:
+        selection = [rule for rule in selection if rule != "best_val"]
+    return make_job(config, selection)
+
+
+def _infeasible(config: dict[str, Any], mapping_info, backbone, dataset) -> list[str]:
+    problems = []
+    if mapping_info.one_to_one and dataset.num_classes > backbone.num_classes:
+        problems.append(
+            f"mapping '{mapping_info.name}' is one-to-one and needs at least {dataset.num_classes} source classes, "
+            f"but backbone '{backbone.name}' has {backbone.num_classes}"
+        )
+    canvas = config.get("canvas")
+    if canvas is not None and canvas < config["image_size"]:
+        problems.append(f"canvas {canvas} is smaller than image_size {config['image_size']}")
+    for key in ("epochs", "batch_size", "image_size"):
+        if config[key] < 1:
+            problems.append(f"{key} must be at least 1")
+    if config["lr"] <= 0:
+        problems.append("lr must be positive")
+    if not 0 <= config["val_fraction"] < 1:
+        problems.append(f"val_fraction must be in [0, 1), got {config['val_fraction']}")
+    subset = config["subset"] or {}
+    for split, available in (("train", dataset.train_size), ("test", dataset.test_size)):
+        if subset.get(split) is not None and subset[split] > available:
+            problems.append(f"subset {split}={subset[split]} exceeds the {available} {split} images of {dataset.name}")
+    return problems
