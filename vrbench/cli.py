@@ -20,8 +20,9 @@ from vrbench.errors import VrbenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark harness and leaderboard runner for visual reprogramming and CLIP prompt learning.")
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (CI logs, grep) gets a wide console so tables are never cut to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 ResultsOpt = Annotated[Path, typer.Option("--results", "-r", help="results directory (run dirs + vrbench.duckdb)")]
 DEFAULT_RESULTS = Path("results")
@@ -116,10 +117,11 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
     from vrbench.runner.local import describe_states
 
     table = Table(title=title, title_justify="left")
-    for column in ("run_id", "input", "mapping", "backbone", "dataset", "seed", "epochs", "lr", "batch"):
+    table.add_column("run_id", no_wrap=True)
+    for column in ("input", "mapping", "backbone", "dataset", "seed", "epochs", "lr", "batch"):
         table.add_column(column)
     if show_state:
-        table.add_column("status")
+        table.add_column("status", no_wrap=True)
         table.add_column("detail", overflow="fold")
     counts: Counter[str] = Counter()
     colours = {"done": "green", "failed": "red", "running": "cyan", "stale": "yellow", "corrupt": "red"}

@@ -34,10 +34,10 @@ def _board(board: Board, model: ReportModel) -> list[str]:
             else:
                 cells.append(f.ours(cell))
         rows.append([md(row.label), *(md(g) for g in row.groups), *cells, f.average(row, board)])
-    out = [f"## Leaderboard: {board.rule}", "", f"*{md(board.caption)}*", ""]
+    out = [f"## Leaderboard: {board.rule}", "", f"*{board.caption}*", ""]
     out += _table(header, rows, align)
-    out += ["", f"- {md(f.AVERAGE_NOTE)}"]
-    out += [f"- {md(note)}" for note in f.reference_notes(board, model.paper)]
+    out += ["", f"- {f.AVERAGE_NOTE}"]
+    out += [f"- {note}" for note in f.reference_notes(board, model.paper)]
     return [*out, ""]
 
 
@@ -61,7 +61,7 @@ def render_markdown(model: ReportModel) -> str:
                 "lists them and a re-run retries them.", ""]
     if model.footnotes:
         out += ["## Published values", ""]
-        out += [f"{i}. {md(f.footnote_text(ref))}" for i, ref in enumerate(model.footnotes, start=1)]
+        out += [f"{i}. {f.footnote_text(ref)}" for i, ref in enumerate(model.footnotes, start=1)]
         out += [""]
-    out += ["## How to read this", ""] + [f"- {md(line)}" for line in f.how_to_read(model)]
+    out += ["## How to read this", "", *(f"- {line}" for line in f.how_to_read(model))]
     return "\n".join(out) + "\n"
