@@ -88,7 +88,7 @@ def row(rows: list[list[str]], label: str) -> dict[str, str]:
     header = rows[0]
     found = [r for r in rows[2:] if r[0] == label]
     assert len(found) == 1, (label, rows)
-    return dict(zip(header, found[0]))
+    return dict(zip(header, found[0], strict=True))
 
 
 def test_markdown_leaderboards(db: Path, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 from vrbench.errors import ResultsError
 from vrbench.store import connect, ingest, query
 
-TABLES = ("runs", "epochs", "environments")
+TABLES = ("runs", "epochs", "environments", "problems")
 
 
 def write_run(root: Path, run_id: str, *, method: str = "padding+ilm", backbone: str = "efficientnet_lite0",
@@ -45,7 +45,7 @@ def write_run(root: Path, run_id: str, *, method: str = "padding+ilm", backbone:
             "run_id": run_id, "status": "done", "epochs": epochs, "final_acc": final, "best_test_acc": best_test,
             "best_test_epoch": 2, "best_val_acc": best_val, "best_val_epoch": None if best_val is None else 1,
             "val_size": 0, "trainable_params": 1000, "train_seconds": 3.5,
-            "finished_at": "2026-11-22T09:00:00+01:00"}))
+            "finished_at": "2026-11-22T09:00:00+01:00" if seed != 1 else "2026-11-22T08:00:00Z"}))
     if error is not None:
         (run / "error.json").write_text(json.dumps({
             "run_id": run_id, "error_type": "RuntimeError", "message": error,
@@ -92,10 +92,12 @@ def test_ingest_counts_and_values(results: Path, tmp_path: Path) -> None:
     first = rows[0]
     assert first[1:9] == ("padding+ilm", "padding", "ilm", "done", 40.0, 41.0, 0, 3)
     assert first[9].isoformat() == "2026-11-22T08:00:00"  # +01:00 converted to UTC
+    assert rows[1][9].isoformat() == "2026-11-22T08:00:00"  # a 'Z' suffix is UTC too
     failed = rows[-1]
     assert failed[4:6] == ("failed", None) and failed[10:] == ("RuntimeError", "CUDA out of memory\nmore")
-    n_epochs = query(tmp_path / "db.duckdb", "SELECT count(*), max(epoch) FROM epochs WHERE run_id = 'a0000000000000001'")
-    assert n_epochs == [(3, 3)]
+    epochs = query(tmp_path / "db.duckdb", "SELECT count(*), max(epoch) FROM epochs WHERE run_id = ?",
+                   ["a0000000000000001"])
+    assert epochs == [(3, 3)]
     env = query(tmp_path / "db.duckdb", "SELECT device, precision, threads FROM environments LIMIT 1")
     assert env == [("cpu", "fp32", 2)]
     config = query(tmp_path / "db.duckdb", "SELECT json_extract_string(config, '$.dataset') FROM runs LIMIT 1")
@@ -109,7 +111,7 @@ def test_ingest_twice_is_identical(results: Path, tmp_path: Path) -> None:
     stats = ingest(results, db)
     assert dump(db) == before  # ingested_at included: unchanged runs keep their rows
     assert (stats.added, stats.updated, stats.unchanged, stats.removed) == (0, 0, 5, 0)
-    assert {t: len(rows) for t, rows in before.items()} == {"runs": 5, "epochs": 15, "environments": 5}
+    assert {t: len(rows) for t, rows in before.items()} == {"runs": 5, "epochs": 15, "environments": 5, "problems": 0}
 
 
 def test_rebuild_after_deleting_db_loses_nothing(results: Path, tmp_path: Path) -> None:
@@ -133,6 +135,9 @@ def test_corrupt_result_is_reported_not_fatal(results: Path, tmp_path: Path) -> 
     ids = {r for (r,) in query(tmp_path / "db.duckdb", "SELECT run_id FROM runs")}
     assert "a0000000000000002" not in ids and "b0000000000000001" in ids  # bad epochs do not cost the result
     assert bad.exists()  # nothing deleted
+    again = ingest(results, tmp_path / "db.duckdb")  # unchanged runs are not re-read, yet still reported
+    assert [str(p) for p in again.problems] == [str(p) for p in stats.problems]
+    assert again.unchanged == 4 and again.updated == again.added == 0
 
 
 def test_corrupt_file_keeps_previously_indexed_row(results: Path, tmp_path: Path) -> None:

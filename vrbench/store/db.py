@@ -117,12 +117,13 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...]
     types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
                              [table]).fetchall())
     unnests = ", ".join(f"unnest(?::{types[c]}[])" for c in columns)
-    con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {unnests}", [list(col) for col in zip(*rows)])
+    columns_data = [list(col) for col in zip(*rows, strict=True)]
+    con.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT {unnests}", columns_data)
 
 
 def _delete(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
     if run_ids:
-        for table in ("epochs", "environments", "runs"):
+        for table in ("epochs", "environments", "problems", "runs"):
             con.execute(f"DELETE FROM {table} WHERE list_contains(?, run_id)", [run_ids])
 
 
@@ -131,6 +132,8 @@ def _write(con: duckdb.DuckDBPyConnection, records: list[RunRecord], ingested_at
     _insert(con, "runs", schema.RUN_COLUMNS, runs)
     _insert(con, "epochs", schema.EPOCH_COLUMNS, [row for r in records for row in r.epochs])
     _insert(con, "environments", schema.ENV_COLUMNS, [r.env for r in records if r.env is not None])
+    _insert(con, "problems", schema.PROBLEM_COLUMNS, [(r.run_id, p.path.name, p.reason) for r in records
+                                                       for p in r.problems])
 
 
 def ingest(results_root: Path, db_path: Path) -> IngestStats:
@@ -144,19 +147,25 @@ def ingest(results_root: Path, db_path: Path) -> IngestStats:
     if not results_root.is_dir():
         raise ResultsError(f"Results directory {results_root} does not exist. Run a suite first, or pass the "
                            "directory that holds `runs/` with --results.")
-    scan = scan_runs(results_root / "runs")
-    stats = IngestStats(scanned=scan.scanned, unfinished=scan.unfinished, problems=scan.problems)
+    runs_dir = results_root / "runs"
     con = connect(db_path)
     try:
         ensure_schema(con)
         existing = dict(con.execute("SELECT run_id, source_digest FROM runs").fetchall())
-        changed = [r for r in scan.records if existing.get(r.run_id) != r.digest]
-        seen = {r.run_id for r in scan.records}
+        scan = scan_runs(runs_dir, existing)
+        stats = IngestStats(scanned=scan.scanned, unfinished=scan.unfinished, problems=scan.problems)
+        changed = scan.records
+        seen = scan.unchanged | {r.run_id for r in changed}
         gone = sorted(set(existing) - seen - scan.problem_run_ids)
-        stats.unchanged = len(scan.records) - len(changed)
+        stats.unchanged = len(scan.unchanged)
         stats.added = sum(1 for r in changed if r.run_id not in existing)
         stats.updated = len(changed) - stats.added
         stats.removed = len(gone)
+        if scan.unchanged:
+            stats.problems += [Problem(runs_dir / run_id / name, reason) for run_id, name, reason in con.execute(
+                "SELECT run_id, file, reason FROM problems WHERE list_contains(?, run_id)",
+                [sorted(scan.unchanged)]).fetchall()]
+            stats.problems.sort(key=lambda p: str(p.path))
         con.begin()
         try:
             _delete(con, [r.run_id for r in changed] + gone)

@@ -30,13 +30,18 @@ class Problem:
 
 @dataclass
 class RunRecord:
-    """Everything the index stores for one finished run (``run`` lacks only ``ingested_at``)."""
+    """Everything the index stores for one finished run (``run`` lacks only ``ingested_at``).
+
+    ``problems`` of a record are partial (an unreadable env.json or metrics line): stored with the run so that
+    later ingestions, which skip unchanged runs, still report them.
+    """
 
     run_id: str
     run: dict[str, Any]
     epochs: list[tuple[Any, ...]]
     env: tuple[Any, ...] | None
     digest: str
+    problems: list[Problem] = field(default_factory=list)
 
 
 @dataclass
@@ -44,6 +49,7 @@ class ScanResult:
     records: list[RunRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     problem_run_ids: set[str] = field(default_factory=set)
+    unchanged: set[str] = field(default_factory=set)  # already indexed with the same digest: not parsed
     unfinished: int = 0
     scanned: int = 0
 
@@ -56,18 +62,21 @@ class _Bad(Exception):
         self.problem = Problem(path, reason)
 
 
-def _read_json(path: Path) -> tuple[dict[str, Any], bytes]:
+def _read_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise _Bad(path, f"cannot read: {exc.strerror or exc}") from exc
+
+
+def _parse_json(path: Path, raw: bytes) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _Bad(path, f"not valid JSON (corrupt or truncated?): {exc}") from exc
     if not isinstance(data, dict):
         raise _Bad(path, f"expected a JSON object, found {type(data).__name__}")
-    return data, raw
+    return data
 
 
 def _number(data: dict[str, Any], key: str, path: Path, integer: bool = False) -> float | int | None:
@@ -92,7 +101,8 @@ def _timestamp(value: Any, path: Path, key: str, problems: list[Problem]) -> dat
     if value is None:
         return None
     try:
-        stamp = datetime.fromisoformat(str(value))
+        text = str(value)
+        stamp = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)  # 'Z': Python < 3.11
     except ValueError:
         problems.append(Problem(path, f"field {key!r} is not an ISO-8601 time: {value!r} (stored as NULL)"))
         return None
@@ -101,11 +111,9 @@ def _timestamp(value: Any, path: Path, key: str, problems: list[Problem]) -> dat
     return stamp
 
 
-def _config_part(run_dir: Path) -> tuple[dict[str, Any], bytes]:
+def _config_doc(run_dir: Path, raw: bytes) -> dict[str, Any]:
     path = run_dir / "config.json"
-    if not path.exists():
-        raise _Bad(path, "missing (a finished run must have config.json)")
-    doc, raw = _read_json(path)
+    doc = _parse_json(path, raw)
     config = doc.get("config")
     if not isinstance(config, dict):
         raise _Bad(path, "no 'config' object")
@@ -115,7 +123,7 @@ def _config_part(run_dir: Path) -> tuple[dict[str, Any], bytes]:
         if not isinstance(config.get(key), str):
             raise _Bad(path, f"config has no {key!r} name")
     _number(config, "seed", path, integer=True)
-    return doc, raw
+    return doc
 
 
 def _run_row(run_dir: Path, doc: dict[str, Any], outcome: dict[str, Any], outcome_path: Path,
@@ -166,14 +174,7 @@ def _last_line(traceback: Any) -> str | None:
     return traceback.strip().splitlines()[-1]
 
 
-def _epochs(run_id: str, path: Path, problems: list[Problem]) -> tuple[list[tuple[Any, ...]], bytes]:
-    if not path.exists():
-        return [], b""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        problems.append(Problem(path, f"cannot read: {exc.strerror or exc}; epochs not indexed"))
-        return [], b""
+def _epochs(run_id: str, path: Path, raw: bytes, problems: list[Problem]) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = []
     for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
         if not line.strip():
@@ -190,24 +191,44 @@ def _epochs(run_id: str, path: Path, problems: list[Problem]) -> tuple[list[tupl
             problems.append(Problem(path, f"line {number} skipped: {exc}"))
             continue
         rows.append((run_id, epoch, *values))
-    return rows, raw
+    return rows
 
 
-def _env(run_id: str, path: Path, problems: list[Problem]) -> tuple[tuple[Any, ...] | None, bytes]:
-    if not path.exists():
-        return None, b""
+def _env(run_id: str, path: Path, raw: bytes, problems: list[Problem]) -> tuple[Any, ...] | None:
     try:
-        data, raw = _read_json(path)
+        data = _parse_json(path, raw)
         threads = _number(data, "threads", path, integer=True)
     except _Bad as exc:
         problems.append(Problem(exc.problem.path, f"{exc.problem.reason}; environment not indexed"))
-        return None, b""
-    values = [threads if key == "threads" else _text(data.get(key)) for key in ENV_COLUMNS[1:]]
-    return (run_id, *values), raw
+        return None
+    return (run_id, *(threads if key == "threads" else _text(data.get(key)) for key in ENV_COLUMNS[1:]))
 
 
-def read_run(run_dir: Path) -> tuple[RunRecord | None, list[Problem]]:
-    """One run directory -> its record (None when unfinished or unreadable) and the problems found on the way."""
+def _optional_bytes(path: Path, problems: list[Problem], what: str) -> bytes | None:
+    """An auxiliary file's bytes; None when absent or unreadable (reported: the run is still indexed)."""
+    if not path.exists():
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        problems.append(Problem(path, f"cannot read: {exc.strerror or exc}; {what} not indexed"))
+        return None
+
+
+def _digest(*parts: bytes | None) -> str:
+    """Fingerprint of a run's source files: equal fingerprints mean the rows would be identical."""
+    digest = hashlib.sha256(SCHEMA_VERSION.encode())
+    for part in parts:
+        digest.update(b"-" if part is None else hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+UNCHANGED = "unchanged"
+
+
+def read_run(run_dir: Path, known_digest: str | None = None) -> tuple[RunRecord | str | None, list[Problem]]:
+    """One run directory -> its record, the UNCHANGED marker (its files still have ``known_digest``, so nothing
+    is parsed), or None (unfinished or unreadable); plus the problems found on the way."""
     result_path, error_path = run_dir / "result.json", run_dir / "error.json"
     done = result_path.exists()
     if not done and not error_path.exists():
@@ -215,32 +236,44 @@ def read_run(run_dir: Path) -> tuple[RunRecord | None, list[Problem]]:
     outcome_path = result_path if done else error_path
     problems: list[Problem] = []
     try:
-        doc, config_raw = _config_part(run_dir)
-        outcome, outcome_raw = _read_json(outcome_path)
-        row = _run_row(run_dir, doc, outcome, outcome_path, done, problems)
+        config_path = run_dir / "config.json"
+        if not config_path.exists():
+            raise _Bad(config_path, "missing (a finished run must have config.json)")
+        config_raw, outcome_raw = _read_bytes(config_path), _read_bytes(outcome_path)
+        metrics_path, env_path = run_dir / "metrics.jsonl", run_dir / "env.json"
+        metrics_raw = _optional_bytes(metrics_path, problems, "epochs")
+        env_raw = _optional_bytes(env_path, problems, "environment")
+        digest = _digest(outcome_path.name.encode(), config_raw, outcome_raw, metrics_raw, env_raw)
+        if digest == known_digest and not problems:
+            return UNCHANGED, []
+        doc = _config_doc(run_dir, config_raw)
+        row = _run_row(run_dir, doc, _parse_json(outcome_path, outcome_raw), outcome_path, done, problems)
     except _Bad as exc:
         return None, [exc.problem]
-    epochs, epochs_raw = _epochs(run_dir.name, run_dir / "metrics.jsonl", problems)
-    env, env_raw = _env(run_dir.name, run_dir / "env.json", problems)
-    digest = hashlib.sha256()
-    for part in (SCHEMA_VERSION.encode(), outcome_path.name.encode(), config_raw, outcome_raw, epochs_raw, env_raw):
-        digest.update(hashlib.sha256(part).digest())
-    row["source_digest"] = digest.hexdigest()
-    return RunRecord(run_dir.name, row, epochs, env, row["source_digest"]), problems
+    epochs = [] if metrics_raw is None else _epochs(run_dir.name, metrics_path, metrics_raw, problems)
+    env = None if env_raw is None else _env(run_dir.name, env_path, env_raw, problems)
+    row["source_digest"] = digest
+    return RunRecord(run_dir.name, row, epochs, env, digest, problems), problems
 
 
-def scan_runs(runs_dir: Path) -> ScanResult:
-    """Read every run directory under ``runs_dir`` (sorted, so ingestion order is deterministic)."""
+def scan_runs(runs_dir: Path, known: dict[str, str] | None = None) -> ScanResult:
+    """Read every run directory under ``runs_dir`` (sorted, so ingestion order is deterministic).
+
+    ``known`` maps run ids to the digests already indexed; such runs are fingerprinted but not parsed again.
+    """
     scan = ScanResult()
     if not runs_dir.is_dir():
         return scan
+    known = known or {}
     for run_dir in sorted(runs_dir.iterdir()):
         if not run_dir.is_dir() or run_dir.name.startswith("."):
             continue
         scan.scanned += 1
-        record, problems = read_run(run_dir)
+        record, problems = read_run(run_dir, known.get(run_dir.name))
         scan.problems.extend(problems)
-        if record is not None:
+        if record == UNCHANGED:
+            scan.unchanged.add(run_dir.name)
+        elif isinstance(record, RunRecord):
             scan.records.append(record)
         elif problems:
             scan.problem_run_ids.add(run_dir.name)

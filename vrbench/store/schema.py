@@ -44,6 +44,11 @@ Tables
     git_sha VARCHAR, device VARCHAR, device_name VARCHAR, precision VARCHAR, threads BIGINT, hostname VARCHAR,
     platform VARCHAR
 
+``problems`` — partial problems of indexed runs (an unreadable env.json or metrics.jsonl line), kept so that
+later ingestions, which do not re-read unchanged runs, still report them::
+
+    run_id VARCHAR, file VARCHAR (a file name inside the run directory), reason VARCHAR
+
 ``meta`` — ``(key VARCHAR PRIMARY KEY, value VARCHAR)``; holds ``schema_version``. An index with another schema
 version is dropped and rebuilt from the run directories on the next ingestion.
 
@@ -70,6 +75,7 @@ RUN_COLUMNS: tuple[str, ...] = (
     "trainable_params", "train_seconds", "finished_at", "error_type", "error_message", "config", "ingested_at",
     "source_digest",
 )
+PROBLEM_COLUMNS: tuple[str, ...] = ("run_id", "file", "reason")
 EPOCH_COLUMNS: tuple[str, ...] = ("run_id", "epoch", "train_loss", "train_acc", "val_acc", "test_acc", "lr", "seconds")
 ENV_COLUMNS: tuple[str, ...] = (
     "run_id", "vrbench_version", "torch_version", "python_version", "git_sha", "device", "device_name", "precision",
@@ -91,6 +97,7 @@ TABLES_DDL: tuple[str, ...] = (
         run_id VARCHAR PRIMARY KEY, vrbench_version VARCHAR, torch_version VARCHAR, python_version VARCHAR,
         git_sha VARCHAR, device VARCHAR, device_name VARCHAR, precision VARCHAR, threads BIGINT, hostname VARCHAR,
         platform VARCHAR)""",
+    "CREATE TABLE IF NOT EXISTS problems (run_id VARCHAR NOT NULL, file VARCHAR, reason VARCHAR)",
 )
 
 _RULE_COLUMNS = (("final", "final_acc"), ("best_test", "best_test_acc"), ("best_val", "best_val_acc"))
@@ -118,5 +125,5 @@ VIEWS_DDL: tuple[str, ...] = (
 DROP_DDL: tuple[str, ...] = (
     "DROP VIEW IF EXISTS cells_by_env", "DROP VIEW IF EXISTS cells", "DROP VIEW IF EXISTS scores",
     "DROP TABLE IF EXISTS runs", "DROP TABLE IF EXISTS epochs", "DROP TABLE IF EXISTS environments",
-    "DROP TABLE IF EXISTS meta",
+    "DROP TABLE IF EXISTS problems", "DROP TABLE IF EXISTS meta",
 )
