@@ -253,8 +253,6 @@ def _race(root: Path, rounds: int, offset: int) -> list[tuple[list[str], str]]:
     return outcome
 
 
-@pytest.mark.xfail(strict=True, reason="bug: try_claim's stale takeover is check-then-rename; a taker that judged "
-                                       "the old claim stale can rename away the fresh claim of the other winner")
 def test_exactly_one_of_two_concurrent_takers_wins_a_stale_claim(tmp_path: Path):
     # The race window is narrow (about 1 round in 100 on 2 cores), so run up to 1500 rounds, stopping early.
     for batch in range(5):
@@ -348,8 +346,6 @@ def test_set_aside_renames_instead_of_deleting(tmp_path: Path):
     assert job_state(tmp_path).status == "pending"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: set_aside names the copy by the second only and os.replace "
-                                       "overwrites, so a second set_aside within the same second loses the first")
 def test_set_aside_twice_keeps_both_files(tmp_path: Path):
     while time.time() % 1 > 0.5:  # start early in a second, so both calls below share it
         time.sleep(0.05)
@@ -362,8 +358,6 @@ def test_set_aside_twice_keeps_both_files(tmp_path: Path):
     assert kept == ["first corrupt copy", "second corrupt copy"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: run_dir's regex uses '$', which also matches before a trailing "
-                                       "newline; use re.fullmatch or '\\Z'")
 def test_run_dir_rejects_a_trailing_newline(tmp_path: Path):
     with pytest.raises(ResultsError):
         run_dir(tmp_path, "7d64104a22fea310\n")

@@ -94,6 +94,8 @@ def _ingest(results: Path) -> None:
 
     stats = ingest(results, results / DB_NAME)
     console.print(f"indexed in {results / DB_NAME}: {stats.summary()}", highlight=False)
+    for problem in stats.problems:  # damaged files are reported, never deleted
+        err_console.print(f"[yellow]warning:[/] {problem}", highlight=False)
 
 
 @app.command()

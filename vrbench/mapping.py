@@ -386,5 +386,6 @@ def apply_mapping(logits: Tensor, mapping: Tensor) -> Tensor:
             raise MappingInputError(f"mapping has {mapping.shape[0]} rows but logits have {num_source} source outputs")
         return logits @ mapping.to(device=logits.device, dtype=logits.dtype)
     raise MappingInputError(
-        f"mapping must be a 1-D index vector or a 2-D (num_source, num_classes) matrix, got shape {tuple(mapping.shape)}"
+        "mapping must be a 1-D index vector or a 2-D (num_source, num_classes) matrix, "
+        f"got shape {tuple(mapping.shape)}"
     )

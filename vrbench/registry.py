@@ -24,7 +24,8 @@ def suggest(name: str, known: list[str]) -> str:
 
 def unknown_name_message(kind: str, name: object, known: list[str]) -> str:
     """The one wording used for every unknown name, so users learn to read it once."""
-    return f"unknown {kind} '{name}'.{suggest(str(name), known)} Known {kind}s: {', '.join(sorted(known))}."
+    plural = kind[:-2] + "es" if kind.endswith("is") else kind + "s"  # "grid axis" -> "grid axes"
+    return f"unknown {kind} '{name}'.{suggest(str(name), known)} Known {plural}: {', '.join(sorted(known))}."
 
 
 class Registry(Generic[T]):

@@ -11,6 +11,7 @@ This module must stay importable without torch: `vrbench status`, `ls` and `repo
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,24 @@ class _Locator:
         return ConfigError(f"{where}: {message}")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses duplicate keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}' (first at line {seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
 def load_suite(path: str | Path) -> Suite:
     """Read, validate and expand a suite file."""
     path = Path(path)
@@ -118,7 +137,7 @@ def load_suite(path: str | Path) -> Suite:
 
 def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) -> Suite:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
@@ -192,6 +211,8 @@ def _check_axis_value(axis: str, value: Any, loc: _Locator, path: tuple) -> None
             raise loc.error(f"seeds must be non-negative integers, got {value!r}", *path)
         return
     registry = registries[axis]
+    if not isinstance(value, str):
+        raise loc.error(f"{axis} names must be strings, got {value!r}", *path)
     if value not in registry:
         raise loc.error(unknown_name_message(axis, value, registry.names()), *path)
 
@@ -232,8 +253,8 @@ def _check_type(key: str, value: Any, kind: str, loc: _Locator, path: tuple) -> 
             raise fail("an integer")
         return value
     if base == "float":
-        if not (is_int or isinstance(value, float)):
-            raise fail("a number")
+        if not (is_int or isinstance(value, float)) or not math.isfinite(value):
+            raise fail("a finite number")
         return float(value)
     if base == "bool":
         if not isinstance(value, bool):
@@ -246,9 +267,12 @@ def _check_type(key: str, value: Any, kind: str, loc: _Locator, path: tuple) -> 
         for split, size in value.items():
             if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
                 raise loc.error(f"subset size for '{split}' must be a positive integer, got {size!r}", *path, split)
+        if value.get("train") is None and value.get("test") is None:
+            return None  # `subset: {}` means no subset, and must hash like it
         return {"train": value.get("train"), "test": value.get("test")}
     if base == "fractions":
-        if not isinstance(value, list) or not all(isinstance(v, (int, float)) and 0 < v <= 1 for v in value):
+        if not isinstance(value, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1 for v in value):
             raise fail("a list of fractions of the epochs in (0, 1], like [0.5, 0.72]")
         return [float(v) for v in value]
     if base == "rules":
@@ -328,6 +352,12 @@ def _infeasible(config: dict[str, Any], mapping_info, backbone, dataset) -> list
             problems.append(f"{key} must be at least 1")
     if config["lr"] <= 0:
         problems.append("lr must be positive")
+    if "mapping_interval" in config and config["mapping_interval"] < 1:
+        problems.append("mapping_interval must be at least 1 (re-estimate every N epochs)")
+    if "lap" in config and config["lap"] < 0:
+        problems.append("lap (the Laplace term) must be >= 0")
+    if "topk_ratio" in config and not 0 < config["topk_ratio"] <= 1:
+        problems.append("topk_ratio must be in (0, 1]")
     if not 0 <= config["val_fraction"] < 1:
         problems.append(f"val_fraction must be in [0, 1), got {config['val_fraction']}")
     subset = config["subset"] or {}

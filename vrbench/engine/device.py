@@ -7,13 +7,14 @@ bf16 units, and fp16 autocast on CPU is not what the papers ran).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
 
 from vrbench.errors import ConfigError
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,9 @@ def select_device(requested: str = "auto", threads: int | None = None,
                   cuda_available: bool | None = None) -> DevicePlan:
     """Resolve 'auto' | 'cpu' | 'cuda' | 'cuda:N' to a device and its precision."""
     available = torch.cuda.is_available() if cuda_available is None else cuda_available
-    kind = requested.split(":", 1)[0]
-    if kind not in DEVICE_CHOICES:
+    if not DEVICE_PATTERN.fullmatch(requested):
         raise ConfigError(f"unknown device '{requested}'; use one of: auto, cpu, cuda, cuda:N")
+    kind = requested.split(":", 1)[0]
     if kind == "cuda" and not available:
         raise ConfigError(f"device '{requested}' was requested but no CUDA GPU is visible "
                           "(check CUDA_VISIBLE_DEVICES and the driver), or use --device cpu")

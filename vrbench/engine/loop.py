@@ -220,7 +220,8 @@ class Job:
             self.write_metrics()
             self.progress.update(force=True, phase="epoch done", epoch=epoch + 1, test_acc=test_acc)
         result = self.summarize()
-        atomic_write_json(self.directory / MAPPING, {**self.mapping.export(), "classes": list(self.splits.train.classes)})
+        exported = {**self.mapping.export(), "classes": list(self.splits.train.classes)}
+        atomic_write_json(self.directory / MAPPING, exported)
         atomic_write_json(self.directory / RESULT, result)  # the very last step: the job is now done
         return result
 

@@ -9,6 +9,7 @@ No torch import here: `vrbench status` reads these files.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -40,7 +41,7 @@ def runs_root(results: Path) -> Path:
 
 def run_dir(results: Path, run_id: str) -> Path:
     """The directory of one run; ids are hex digests, so a path can never escape the results root."""
-    if not _RUN_ID.match(run_id):
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
         raise ResultsError(f"'{run_id}' is not a run id (expected lowercase hex)")
     return runs_root(results) / run_id
 
@@ -139,26 +140,35 @@ class Claim:
 def try_claim(directory: Path, **extra: Any) -> Claim | None:
     """Create claim.json atomically; None if another live process holds the job."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / CLAIM
     token = uuid.uuid4().hex
     data = {"token": token, "host": socket.gethostname(), "launcher_pid": os.getpid(),
             "launcher_start": _process_start(os.getpid()), "worker_pid": None, "claimed_at": now_iso(), **extra}
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+    if _create_claim(directory, data):
+        return Claim(directory, token, data)
+    # Taking over a stale claim is check-then-rename; an flock (released by the kernel if we die) makes the
+    # check, the rename and the new claim one step, so two takers can never both win.
+    with open(directory / "claim.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (directory / CLAIM).exists():
             if not claim_is_stale(directory):
                 return None
-            # Only one process wins the rename of a stale claim; the loser sees it vanish and retries.
             try:
-                os.replace(path, directory / f"claim.stale-{token}.json")
+                os.replace(directory / CLAIM, directory / f"claim.stale-{token}.json")
             except FileNotFoundError:
                 pass
-            continue
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle)
-        return Claim(directory, token, data)
+        if _create_claim(directory, data):
+            return Claim(directory, token, data)
     return None
+
+
+def _create_claim(directory: Path, data: dict[str, Any]) -> bool:
+    try:
+        fd = os.open(directory / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    return True
 
 
 def claim_is_stale(directory: Path) -> bool:
@@ -231,6 +241,7 @@ def read_progress(directory: Path) -> dict[str, Any]:
 
 def set_aside(path: Path) -> Path:
     """Rename a corrupted file instead of deleting it: nothing a user did not delete is lost."""
-    target = path.with_name(f"{path.name}.corrupt-{datetime.now().strftime('%Y%m%dT%H%M%S')}")
-    os.replace(path, target)
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}-{uuid.uuid4().hex[:8]}")
+    os.rename(path, target)
     return target
