@@ -302,3 +302,19 @@ def test_cifar_messages_use_absolute_paths(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(MissingResourceError) as info:
         load_cifar10("test", 32, Path("relative"))
     assert f"{tmp_path / 'relative' / 'cifar-10-batches-py'}/" in str(info.value)
+
+
+def test_the_digits_split_file_equals_scikit_learns_stratified_split() -> None:
+    """The stored split is the documented train_test_split; this catches a drifted or edited split file."""
+    import numpy as np
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+
+    from vrbench.datasets.digits import _split_arrays
+
+    bunch = sklearn_digits()
+    train_idx, test_idx = train_test_split(np.arange(1797), test_size=360, stratify=bunch.target, random_state=0)
+    for split, index in (("train", np.sort(train_idx)), ("test", np.sort(test_idx))):
+        pixels, labels = _split_arrays(split)
+        assert np.array_equal(pixels, bunch.data[index])
+        assert np.array_equal(labels, bunch.target[index])

@@ -1,7 +1,9 @@
 """scikit-learn's bundled handwritten digits: the dataset that lets vrbench run offline with real data.
 
 1,797 grey 8x8 images (values 0..16) in 10 classes named "0".."9", shipped inside scikit-learn, so nothing is
-downloaded. The split is fixed and stratified, ``train_test_split(test_size=360, stratify=y, random_state=0)``:
+downloaded. The split is fixed and stratified, ``train_test_split(test_size=360, stratify=y, random_state=0)``,
+and stored as a split file (``splits/digits.json``, the test indices) so it never depends on the installed
+scikit-learn version and a job need not import scikit-learn (about a second per job process):
 
 * train: 1,437 images
 * test: 360 images (every class appears in both)
@@ -13,6 +15,9 @@ quantised to uint8 with round-half-up and repeated to 3 channels. Same bytes on 
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +25,7 @@ import numpy as np
 import torch
 
 from vrbench.datasets.images import ImageSet, check_image_size, check_split, quantize, resize_float
+from vrbench.errors import MissingResourceError
 
 NAME = "digits"
 TRAIN_SIZE = 1437
@@ -45,14 +51,28 @@ def _load(split: str, image_size: int) -> ImageSet:
     return ImageSet(images=images, labels=torch.from_numpy(labels).to(torch.int64), classes=CLASSES)
 
 
+SPLIT_FILE = Path(__file__).parent / "splits" / "digits.json"
+
+
+def _data_file() -> Path:
+    """scikit-learn's digits.csv.gz, located without importing scikit-learn."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingResourceError("the digits dataset ships with scikit-learn: pip install scikit-learn")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    if not path.is_file():
+        raise MissingResourceError(f"{path} is missing: reinstall scikit-learn (pip install --force-reinstall "
+                                   "scikit-learn)")
+    return path
+
+
 @lru_cache(maxsize=2)
 def _split_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
     """The raw 0..16 pixels (N x 64) and labels of one split, in original dataset order."""
-    from sklearn.datasets import load_digits as sklearn_load_digits
-    from sklearn.model_selection import train_test_split
-
-    bunch = sklearn_load_digits()
-    index = np.arange(len(bunch.target))
-    train_idx, test_idx = train_test_split(index, test_size=TEST_SIZE, stratify=bunch.target, random_state=0)
-    chosen = np.sort(train_idx if split == "train" else test_idx)
-    return bunch.data[chosen], bunch.target[chosen]
+    with gzip.open(_data_file(), "rt") as handle:
+        table = np.loadtxt(handle, delimiter=",")
+    pixels, labels = table[:, :-1], table[:, -1].astype(np.int64)
+    test = np.zeros(len(labels), dtype=bool)
+    test[json.loads(SPLIT_FILE.read_text())["test"]] = True
+    chosen = test if split == "test" else ~test
+    return pixels[chosen], labels[chosen]
