@@ -74,7 +74,7 @@ class RunDisplay:
                 run_id[:8], job.method, c_["backbone"], c_["dataset"], str(c_["seed"]), str(p.get("phase", "starting")),
                 f"{p.get('epoch', 0)}/{c_['epochs']}", f"{p.get('batch', '-')}/{p.get('batches', '-')}",
                 _fmt(p.get("loss"), 3), _fmt(p.get("acc"), 1), _fmt(p.get("test_acc"), 1))
-        return Group(header, table)
+        return Group(header, table) if self.running else Group(header)
 
 
 def _fmt(value: Any, digits: int) -> str:
