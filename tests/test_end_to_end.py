@@ -166,3 +166,33 @@ defaults: {epochs: 1, batch_size: 32, subset: {train: 64, test: 40}, canvas: 48}
         assert not (directory / "claim.json").exists()
     ran = sum(int(out.split("finished: ")[1].split(" ran")[0]) for out in outputs)
     assert ran == 4, outputs
+
+
+def test_corrupted_files_are_set_aside_or_explained_never_deleted(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, """
+name: corrupt
+grid: {input: padding, mapping: blm, backbone: efficientnet_lite0, dataset: digits, seed: 0}
+defaults: {epochs: 1, batch_size: 32, subset: {train: 64, test: 40}, canvas: 48}
+""")
+    results = tmp_path / "results"
+    (job,) = load_suite(suite).jobs
+    directory = results / "runs" / job.run_id
+    assert run_cli("run", str(suite), "--results", str(results), cwd=tmp_path).returncode == 0
+    original = result_of(results, job.run_id)
+
+    (directory / "result.json").write_text('{"run_id": "trunc')  # a truncated result file
+    rerun = run_cli("run", str(suite), "--results", str(results), cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "corrupt" in rerun.stdout
+    kept = list(directory.glob("result.json.corrupt-*"))
+    assert len(kept) == 1 and kept[0].read_text() == '{"run_id": "trunc'
+    restored = result_of(results, job.run_id)  # rebuilt from the final checkpoint, same numbers
+    assert restored["final_acc"] == original["final_acc"]
+
+    (directory / "result.json").unlink()
+    (directory / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    broken = run_cli("run", str(suite), "--results", str(results), cwd=tmp_path)
+    assert broken.returncode == 1
+    error = json.loads((directory / "error.json").read_text())
+    assert error["error_type"] == "ResultsError" and "checkpoint.pt is unreadable" in error["message"]
+    assert (directory / "checkpoint.pt").read_bytes() == b"not a checkpoint"  # nothing deleted

@@ -28,6 +28,7 @@ from vrbench.engine.data import prepare_splits
 from vrbench.engine.device import DevicePlan, select_device
 from vrbench.engine.environment import describe_environment
 from vrbench.engine.progress import ProgressFile
+from vrbench.errors import ResultsError
 from vrbench.methods import INPUTS, MAPPINGS
 from vrbench.methods.label_mappings import LabelMapping
 from vrbench.registry import load_object
@@ -178,7 +179,11 @@ class Job:
         path = self.directory / CHECKPOINT
         if not path.exists():
             return 0
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
+            raise ResultsError(f"{path} is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0]}); move it "
+                               "away to restart this job from epoch 0 (vrbench never deletes it for you)") from None
         self.input.load_state_dict(state["input"])
         self.optimizer.load_state_dict(state["optimizer"])
         scheduler = dict(state["scheduler"])

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from vrbench.errors import ResultsError
 from vrbench.jobs import JobSpec
 from vrbench.store.rundir import (
     ERROR,
@@ -134,7 +135,16 @@ class LocalRunner:
         threads = self.options.threads or default_threads(self.options.slots)
         runtime = {"data_root": str(self.options.data_root) if self.options.data_root else None,
                    "device": self.options.device, "threads": threads, "download": self.options.download}
-        write_config(directory, job.run_id, job.method, job.config, runtime)
+        try:
+            write_config(directory, job.run_id, job.method, job.config, runtime)
+        except ResultsError as exc:  # a foreign config.json in this job's directory: fail this job, keep going
+            claim.release()
+            atomic_write_json(directory / ERROR, {"run_id": job.run_id, "error_type": "ResultsError",
+                                                  "message": str(exc), "traceback": "", "exit_code": None,
+                                                  "failed_at": now_iso()})
+            self.summary.failed.append(job.run_id)
+            self.listener("failed", job, {"detail": str(exc)})
+            return
         log = open(directory / LOG, "a", encoding="utf-8")
         log.write(f"\n=== {now_iso()} worker started by pid {os.getpid()}\n")
         log.flush()
