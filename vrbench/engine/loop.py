@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from vrbench.backbones import BACKBONES
+from vrbench.backbones import BACKBONES, strip_classifier
 from vrbench.datasets.images import ImageSet
 from vrbench.engine.data import prepare_splits
 from vrbench.engine.device import DevicePlan, select_device
@@ -30,6 +29,7 @@ from vrbench.engine.environment import describe_environment
 from vrbench.engine.progress import ProgressFile
 from vrbench.errors import ResultsError
 from vrbench.methods import INPUTS, MAPPINGS
+from vrbench.methods.base import InputTransform, ParamGroup
 from vrbench.methods.label_mappings import LabelMapping
 from vrbench.registry import load_object
 from vrbench.store.rundir import (
@@ -71,38 +71,61 @@ class Job:
         c = self.config
         self.plan: DevicePlan = select_device(self.runtime.get("device", "auto"), self.runtime.get("threads"))
         atomic_write_json(self.directory / ENV, describe_environment(self.plan))
-        self.progress.update(force=True, phase="loading data", epoch=0, epochs=c["epochs"])
+        self.progress.update(force=True, phase="loading backbone", epoch=0, epochs=c["epochs"])
         set_seed(c["seed"])
-        data_root = self.runtime.get("data_root")
-        self.splits = prepare_splits(c, Path(data_root) if data_root else None, self.runtime.get("download", False))
-        self.progress.update(force=True, phase="loading backbone")
-        self.backbone_info = BACKBONES.get(c["backbone"])
         device = self.plan.device
-        # channels_last is about 1.5x faster for these convnets on CPU and GPU (design.md anchors).
-        self.model = self.backbone_info.load().to(device, memory_format=torch.channels_last)
-        self.model.eval().requires_grad_(False)
-        input_info = INPUTS.get(c["input"])
-        self.input: nn.Module = load_object(input_info.implementation)(c, self.backbone_info).to(device)
+        self.backbone_info = BACKBONES.get(c["backbone"])
         mapping_info = MAPPINGS.get(c["mapping"])
+        mapping_class = load_object(mapping_info.implementation)
+        model = self.backbone_info.load()
+        num_source = self.backbone_info.num_classes
+        if mapping_class.uses_features:
+            model, num_source = strip_classifier(model)
+        # channels_last is about 1.5x faster for these convnets on CPU and GPU (design.md anchors).
+        self.model = model.to(device, memory_format=torch.channels_last)
+        input_info = INPUTS.get(c["input"])
+        self.input: InputTransform = load_object(input_info.implementation)(c, self.backbone_info).to(device)
+        self.trains_backbone = self.input.trains_backbone
+        self.model.eval().requires_grad_(self.trains_backbone)
+        self.progress.update(force=True, phase="loading data")
+        data_root = self.runtime.get("data_root")
+        sizes = {split: self.input.load_size(split) for split in ("train", "test")}
+        self.splits = prepare_splits(c, Path(data_root) if data_root else None, sizes,
+                                     self.runtime.get("download", False))
         params = {name: c[name] for name in mapping_info.params}
-        num_classes = len(self.splits.train.classes)
-        self.mapping: LabelMapping = load_object(mapping_info.implementation)(
-            self.backbone_info.num_classes, num_classes, params)
-        self.optimizer = torch.optim.Adam([p for p in self.input.parameters() if p.requires_grad], lr=c["lr"])
-        milestones = [int(fraction * c["epochs"]) for fraction in c["milestones"]]
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=c["gamma"])
+        self.mapping: LabelMapping = mapping_class(num_source, len(self.splits.train.classes), params)
+        if self.mapping.module is not None:
+            self.mapping.module.to(device)
+        groups = self.input.optimizer_groups(c) + self.mapping.optimizer_groups(c)
+        if self.trains_backbone:
+            groups.append(ParamGroup("backbone", list(self.model.parameters()), c["lr"], schedule=c["schedule"],
+                                     gamma=c["gamma"], weight_decay=c["weight_decay"]))
+        self.groups = groups
+        self.optimizers = [torch.optim.Adam(g.params, lr=g.lr, weight_decay=g.weight_decay) for g in groups]
+        self.schedulers = [self._scheduler(optimizer, group) for optimizer, group in zip(self.optimizers, groups,
+                                                                                          strict=True)]
         self.scaler = torch.amp.GradScaler("cuda") if self.plan.amp else None
         self.history: list[dict[str, Any]] = []
         self.resumed_at: list[int] = []
 
+    def _scheduler(self, optimizer: torch.optim.Optimizer, group: ParamGroup):
+        epochs = self.config["epochs"]
+        if group.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        milestones = [int(fraction * epochs) for fraction in self.config["milestones"]]
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=group.gamma)
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for group in self.groups for p in group.params)
+
     # ------------------------------------------------------------------------------------- batches
-    def _batches(self, images: ImageSet, order: torch.Tensor | None = None):
+    def _batches(self, images: ImageSet, train: bool, order: torch.Tensor | None = None):
         size = self.config["batch_size"]
         n = len(images)
         for start in range(0, n, size):
             index = order[start:start + size] if order is not None else torch.arange(start, min(start + size, n))
             x = images.images[index].to(self.plan.device, non_blocking=True).float().div_(255)
-            yield x.contiguous(memory_format=torch.channels_last), images.labels[index].to(self.plan.device)
+            yield self.input.preprocess(x, train), images.labels[index].to(self.plan.device)
 
     def _autocast(self):
         if self.plan.amp:
@@ -114,10 +137,12 @@ class Job:
 
     @torch.no_grad()
     def collect_train_logits(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The mapping pass: frozen model over the whole training split, fp32, input module in its current mode."""
+        """The mapping pass: the model over the whole training split through the training pipeline (with its
+        augmentation, as the originals' train loader), fp32, input module in whatever mode it is in."""
         self.progress.update(force=True, phase="label mapping")
+        self.model.eval()
         outputs, labels = [], []
-        for x, y in self._batches(self.splits.train):
+        for x, y in self._batches(self.splits.train, train=True):
             outputs.append(self.logits(x).float().cpu())
             labels.append(y.cpu())
         return torch.cat(outputs), torch.cat(labels)
@@ -125,29 +150,42 @@ class Job:
     @torch.no_grad()
     def evaluate(self, images: ImageSet) -> float:
         self.input.eval()
+        self.model.eval()
+        if self.mapping.module is not None:
+            self.mapping.module.eval()
         correct = 0
-        for x, y in self._batches(images):
+        for x, y in self._batches(images, train=False):
             correct += (self.mapping(self.logits(x).float()).argmax(1) == y).sum().item()
         return 100.0 * correct / len(images)
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         self.input.train()
+        if self.trains_backbone:
+            self.model.train()
+        if self.mapping.module is not None:
+            self.mapping.module.train()
         train = self.splits.train
         order = torch.randperm(len(train))  # global RNG, like a shuffling DataLoader
         total_loss, correct, seen = 0.0, 0, 0
         batches = -(-len(train) // self.config["batch_size"])
-        for step, (x, y) in enumerate(self._batches(train, order)):
+        for step, (x, y) in enumerate(self._batches(train, train=True, order=order)):
             with self._autocast():
-                mapped = self.mapping(self.logits(x))
+                outputs = self.logits(x)
+                mapped = self.mapping(outputs)
                 loss = F.cross_entropy(mapped, y)
-            self.optimizer.zero_grad(set_to_none=True)
+            if self.mapping.observes_training:
+                self.mapping.observe(outputs, y)
+            for optimizer in self.optimizers:
+                optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
+                for optimizer in self.optimizers:
+                    self.scaler.step(optimizer)
                 self.scaler.update()
             else:
                 loss.backward()
-                self.optimizer.step()
+                for optimizer in self.optimizers:
+                    optimizer.step()
             total_loss += loss.item() * len(y)
             correct += (mapped.argmax(1) == y).sum().item()
             seen += len(y)
@@ -157,12 +195,12 @@ class Job:
 
     # ------------------------------------------------------------------------------------ checkpoint
     def save_checkpoint(self, epoch: int) -> None:
-        scheduler = {k: (dict(v) if isinstance(v, Counter) else v) for k, v in self.scheduler.state_dict().items()}
         state = {
             "epoch": epoch,
             "input": self.input.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": scheduler,
+            "backbone": self.model.state_dict() if self.trains_backbone else None,
+            "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
+            "schedulers": [_plain(scheduler.state_dict()) for scheduler in self.schedulers],
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "mapping": self.mapping.state_dict(),
             "history": self.history,
@@ -185,10 +223,15 @@ class Job:
             raise ResultsError(f"{path} is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0]}); move it "
                                "away to restart this job from epoch 0 (vrbench never deletes it for you)") from None
         self.input.load_state_dict(state["input"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        scheduler = dict(state["scheduler"])
-        scheduler["milestones"] = Counter(scheduler["milestones"])
-        self.scheduler.load_state_dict(scheduler)
+        if self.trains_backbone:
+            self.model.load_state_dict(state["backbone"])
+        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+        for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
+            saved = dict(saved)
+            if "milestones" in saved:
+                saved["milestones"] = Counter(saved["milestones"])
+            scheduler.load_state_dict(saved)
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
         self.mapping.load_state_dict(state["mapping"])
@@ -212,9 +255,10 @@ class Job:
         for epoch in range(start, c["epochs"]):
             tick = time.monotonic()
             self.mapping.on_epoch_start(epoch, self.collect_train_logits)
-            lr = self.optimizer.param_groups[0]["lr"]
+            lr = self.optimizers[0].param_groups[0]["lr"] if self.optimizers else 0.0
             train_loss, train_acc = self.train_epoch(epoch)
-            self.scheduler.step()
+            for scheduler in self.schedulers:
+                scheduler.step()
             self.progress.update(force=True, phase="evaluate")
             val_acc = self.evaluate(self.splits.val) if self.splits.val is not None else None
             test_acc = self.evaluate(self.splits.test)
@@ -225,7 +269,8 @@ class Job:
             self.write_metrics()
             self.progress.update(force=True, phase="epoch done", epoch=epoch + 1, test_acc=test_acc)
         result = self.summarize()
-        exported = {**self.mapping.export(), "classes": list(self.splits.train.classes)}
+        exported = {**self.mapping.export(), "classes": list(self.splits.train.classes),
+                    "source_classes": None if self.mapping.uses_features else self.backbone_info.source_classes()}
         atomic_write_json(self.directory / MAPPING, exported)
         atomic_write_json(self.directory / RESULT, result)  # the very last step: the job is now done
         return result
@@ -240,7 +285,7 @@ class Job:
             "best_val_acc": None, "best_val_epoch": None,
             "val_size": len(self.splits.val) if self.splits.val is not None else 0,
             "train_size": len(self.splits.train), "test_size": len(self.splits.test),
-            "trainable_params": sum(p.numel() for p in self.input.parameters() if p.requires_grad),
+            "trainable_params": self.trainable_parameters(),
             "train_seconds": round(sum(row["seconds"] for row in history), 3),
             "resumed_at_epochs": self.resumed_at, "finished_at": now_iso(),
         }
@@ -249,6 +294,11 @@ class Job:
             result["best_val_acc"] = best_val["test_acc"]
             result["best_val_epoch"] = best_val["epoch"]
         return result
+
+
+def _plain(state: dict[str, Any]) -> dict[str, Any]:
+    """Scheduler state without Counter objects, which torch.load(weights_only=True) refuses."""
+    return {key: dict(value) if isinstance(value, Counter) else value for key, value in state.items()}
 
 
 def run_job(directory: Path) -> dict[str, Any]:

@@ -10,6 +10,13 @@ a mapping is (re-)estimated, which is what distinguishes the methods:
 
 `collect` runs the frozen backbone over the whole training split (no grad, fp32) and returns
 (logits, labels); the engine provides it.
+
+The "fast" editions (BLM train_vm_fast.py, spec §2.8; `mapping_mode: fast`) skip that extra pass: from epoch 1
+on they re-estimate from the outputs the previous epoch's training pass produced (under autocast on a GPU,
+each batch before its own optimizer step, on augmented data where the pipeline augments).
+
+Learned heads (`fc`, `fullymap`, `linear_probe`) are trained jointly with the input; `imagenet_head` is the
+full fine-tuning baseline's quirk of keeping the 1000-way head (targets are read as ImageNet class ids).
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 
 from vrbench import mapping as lm
+from vrbench.methods.base import ParamGroup
 
 Collect = Callable[[], tuple[torch.Tensor, torch.Tensor]]
 
@@ -27,12 +36,22 @@ Collect = Callable[[], tuple[torch.Tensor, torch.Tensor]]
 class LabelMapping:
     """Base class: holds the current mapping (an index vector or an S×C matrix)."""
 
+    uses_features = False  # True: the backbone's classifier is removed and the head reads its features
+    observes_training = False  # True: the engine passes each training batch's outputs to observe()
+
     def __init__(self, num_source: int, num_classes: int, params: dict[str, Any]) -> None:
         self.num_source = num_source
         self.num_classes = num_classes
         self.params = params
         self.mapping: torch.Tensor | None = None
         self.updates = 0
+        self.module: nn.Module | None = None  # trainable heads only
+
+    def optimizer_groups(self, config: dict[str, Any]) -> list[ParamGroup]:
+        return []
+
+    def observe(self, outputs: torch.Tensor, labels: torch.Tensor) -> None:
+        """A training batch's raw outputs (no grad), for the fast editions."""
 
     def initialize(self, collect: Collect) -> None:
         """Called once before the first epoch (not on resume)."""
@@ -56,11 +75,14 @@ class LabelMapping:
         return lm.apply_mapping(logits, mapping)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"mapping": self.mapping, "updates": self.updates}
+        module = self.module.state_dict() if self.module is not None else None
+        return {"mapping": self.mapping, "updates": self.updates, "module": module}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.mapping = state["mapping"]
         self.updates = int(state["updates"])
+        if self.module is not None:
+            self.module.load_state_dict(state["module"])
 
     def export(self) -> dict[str, Any]:
         """JSON-ready final mapping for mapping.json (index vector or matrix)."""
@@ -85,9 +107,35 @@ class FrequencyMapping(LabelMapping):
 
 
 class _Iterative(LabelMapping):
+    def __init__(self, num_source: int, num_classes: int, params: dict[str, Any]) -> None:
+        super().__init__(num_source, num_classes, params)
+        self.fast = params.get("mapping_mode", "faithful") == "fast"
+        self.observes_training = self.fast
+        self._seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+
     def on_epoch_start(self, epoch: int, collect: Collect) -> None:
-        if epoch % int(self.params["mapping_interval"]) == 0 or self.mapping is None:
+        if self.fast and epoch > 0 and self._seen:
+            outputs = torch.cat([o for o, _ in self._seen])
+            labels = torch.cat([y for _, y in self._seen])
+            self.mapping = self.estimate(outputs, labels)
+            self.updates += 1
+        elif epoch % int(self.params["mapping_interval"]) == 0 or self.mapping is None:
             self._refresh(collect)
+        self._seen = []
+
+    def observe(self, outputs: torch.Tensor, labels: torch.Tensor) -> None:
+        self._seen.append((outputs.detach().float().cpu(), labels.detach().cpu()))
+
+    def state_dict(self) -> dict[str, Any]:
+        # The fast editions' stored outputs are part of the state between epochs: keep them for resume.
+        state = super().state_dict()
+        if self.fast:
+            state["seen"] = [[o, y] for o, y in self._seen]
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._seen = [(o, y) for o, y in state.get("seen", [])]
 
 
 class IterativeMapping(_Iterative):
@@ -104,3 +152,70 @@ class BayesianTopKMapping(_Iterative):
     def estimate(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         k = lm.blmpp_k(self.num_classes, float(self.params["topk_ratio"]))
         return lm.blmpp(logits, labels, self.num_classes, k=k, lap=float(self.params["lap"]))
+
+
+class _LinearHead(nn.Module):
+    """BLM's FTlayer (bias created but never added in 'none', spec §6 item 8) and AutoVP's FullyMap."""
+
+    def __init__(self, in_features: int, out_features: int, restrict: str) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features, bias=restrict != "nobias")
+        self.restrict = restrict
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = torch.sigmoid(self.linear.weight) if self.restrict == "sigmoid" else self.linear.weight
+        bias = self.linear.bias if self.restrict == "bias" else None
+        return nn.functional.linear(x, weight, bias)
+
+
+class _TrainedHead(LabelMapping):
+    restrict = "bias"
+
+    def __init__(self, num_source: int, num_classes: int, params: dict[str, Any]) -> None:
+        super().__init__(num_source, num_classes, params)
+        self.module = _LinearHead(num_source, num_classes, params.get("fc_restrict", self.restrict))
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        return self.module(logits)
+
+    def export(self) -> dict[str, Any]:
+        weight = self.module.linear.weight.detach().cpu()
+        if self.module.restrict == "sigmoid":
+            weight = torch.sigmoid(weight)
+        return {"kind": "matrix", "num_source": self.num_source, "num_classes": self.num_classes,
+                "updates": 0, "mapping": weight.T.tolist()}
+
+
+class FinetunedLayerMapping(_TrainedHead):
+    """BLM train_ft.py: Linear(1000, C) on the logits, its own Adam (ft_lr 0.1, MultiStepLR γ 0.1)."""
+
+    restrict = "none"
+
+    def optimizer_groups(self, config: dict[str, Any]) -> list[ParamGroup]:
+        return [ParamGroup("fc", list(self.module.parameters()), self.params["ft_lr"], gamma=config["gamma"])]
+
+
+class FullyConnectedMapping(_TrainedHead):
+    """AutoVP's FullyMap: Linear(1000, C) with bias, trained with the input's learning rate (one Adam)."""
+
+    def optimizer_groups(self, config: dict[str, Any]) -> list[ParamGroup]:
+        return [ParamGroup("fc", list(self.module.parameters()), config["lr"], gamma=config["gamma"])]
+
+
+class LinearProbeHead(_TrainedHead):
+    """ILM-VP's linear probe: a new Linear(features, C) in place of the backbone's classifier."""
+
+    uses_features = True
+
+    def optimizer_groups(self, config: dict[str, Any]) -> list[ParamGroup]:
+        return [ParamGroup("linear_probe", list(self.module.parameters()), config["lr"], gamma=config["gamma"])]
+
+
+class ImageNetHeadMapping(LabelMapping):
+    """Full fine-tuning's quirk: keep all 1000 logits, read target c as ImageNet class c."""
+
+    def initialize(self, collect: Collect) -> None:
+        self.mapping = torch.arange(self.num_source)
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits

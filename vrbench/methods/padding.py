@@ -12,13 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vrbench.methods.base import InputTransform
+
 
 def padding_amounts(image_size: int, canvas: int) -> tuple[int, int]:
     """(before, after) padding per spatial side, exactly as the originals compute them."""
     return int((canvas - image_size + 1) / 2), int((canvas - image_size) / 2)
 
 
-class PaddingVR(nn.Module):
+class PaddingVR(InputTransform):
     """x' = normalize(pad(x, 0) + sigmoid(program) * M), M = 1 on the border and 0 on the image."""
 
     def __init__(self, image_size: int, canvas: int, mean: tuple[float, ...], std: tuple[float, ...],
@@ -28,6 +30,7 @@ class PaddingVR(nn.Module):
             raise ValueError(f"canvas {canvas} is smaller than the image size {image_size}")
         before, after = padding_amounts(image_size, canvas)
         self.pad = (before, after, before, after)
+        self.image_size = image_size
         # The user mask marks where the pattern may go inside the image box: zeros for natural images.
         inner = torch.zeros(image_size, image_size) if image_mask is None else image_mask.float()
         mask = F.pad(inner, self.pad, value=1.0).expand(3, canvas, canvas).clone()
@@ -35,6 +38,9 @@ class PaddingVR(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
         self.program = nn.Parameter(torch.zeros(3, canvas, canvas))
+
+    def load_size(self, split: str) -> int:
+        return self.image_size  # no augmentation: train and test share the transform (spec §1.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, self.pad, value=0.0) + torch.sigmoid(self.program) * self.mask

@@ -1,0 +1,96 @@
+"""What an input transformation tells the one training loop.
+
+An input method is an nn.Module (its forward is the visual reprogramming) plus four facts the engine needs:
+the size at which the data layer loads each split, the per-batch preprocessing (resize, random crop, flip,
+normalisation; the papers differ on whether the pattern is added before or after normalisation), its
+optimizer groups (SMM trains its mask network with its own Adam and schedule), and whether the backbone
+itself is trained (full fine-tuning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ParamGroup:
+    """One Adam optimizer with its own schedule (Adam is per-parameter, so groups never interact)."""
+
+    name: str
+    params: list[nn.Parameter]
+    lr: float
+    schedule: str = "multistep"  # "multistep" (milestones x gamma) or "cosine" (T_max = epochs, per epoch)
+    gamma: float = 0.1
+    weight_decay: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    return (x - mean) / std
+
+
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """torchvision's Resize((s, s)) on a float batch: bilinear with antialiasing."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def random_crop_flip(x: torch.Tensor, size: int, flip: bool = True) -> torch.Tensor:
+    """RandomCrop(size) then RandomHorizontalFlip(), a fresh draw per sample from the global RNG."""
+    batch, _, height, width = x.shape
+    tops = torch.randint(0, height - size + 1, (batch,)).tolist()
+    lefts = torch.randint(0, width - size + 1, (batch,)).tolist()
+    out = torch.stack([x[i, :, t:t + size, s:s + size] for i, (t, s) in enumerate(zip(tops, lefts, strict=True))])
+    if flip:
+        flips = torch.rand(batch) < 0.5
+        out = torch.where(flips.view(-1, 1, 1, 1).to(out.device), out.flip(-1), out)
+    return out
+
+
+class InputTransform(nn.Module):
+    """Base class: identity preprocessing, one optimizer group over the trainable parameters."""
+
+    trains_backbone = False
+
+    def load_size(self, split: str) -> int:
+        """Side length at which the data layer delivers images of `split` ("train" or "test")."""
+        raise NotImplementedError
+
+    def preprocess(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        """Turn a float [0, 1] batch at load size into what `forward` expects."""
+        return x
+
+    def optimizer_groups(self, config: dict[str, Any]) -> list[ParamGroup]:
+        params = [p for p in self.parameters() if p.requires_grad]
+        return [ParamGroup("input", params, config["lr"], gamma=config["gamma"])] if params else []
+
+
+class AugmentedNormalizedInput(InputTransform):
+    """Shared pipeline of the resize-to-model-resolution methods (BLM watermarking, SMM and its baselines).
+
+    train: Resize(R + margin) -> RandomCrop(R) -> RandomHorizontalFlip -> Normalize;
+    test:  Resize(R) -> Normalize. The pattern is then added in normalised space.
+    """
+
+    def __init__(self, resolution: int, margin: int, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.resolution = resolution
+        self.margin = margin
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def load_size(self, split: str) -> int:
+        return self.resolution + self.margin if split == "train" else self.resolution
+
+    def preprocess(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        if train and self.margin > 0:
+            x = random_crop_flip(resize(x, self.resolution + self.margin), self.resolution)
+        else:
+            x = resize(x, self.resolution)
+        return normalize(x, self.mean, self.std)
