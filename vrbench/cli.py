@@ -154,6 +154,7 @@ def report(
     suite: Annotated[Path | None, typer.Option(help="only the jobs of this suite")] = None,
     paper: Annotated[str | None, typer.Option(help="reference table to compare with, e.g. ilm_vp_cvpr23")] = None,
     group_by: Annotated[str, typer.Option(help="extra row keys, e.g. device,precision")] = "",
+    heatmap: Annotated[list[str] | None, typer.Option(help="draw this run's label mapping (HTML; repeatable)")] = None,
 ) -> None:
     """Write the leaderboard (ours next to the published numbers) to reports/index.md or index.html."""
     from vrbench.report import build_report
@@ -168,7 +169,8 @@ def report(
             paper = paper or loaded.reference.get("paper")
         _ingest(results)
         keys = tuple(key.strip() for key in group_by.split(",") if key.strip())
-        path = build_report(results / DB_NAME, out, fmt=format.value, run_ids=run_ids, paper=paper, group_by=keys)
+        path = build_report(results / DB_NAME, out, fmt=format.value, run_ids=run_ids, paper=paper, group_by=keys,
+                            heatmaps=tuple(heatmap or ()))
     except VrbenchError as exc:
         raise _fail(exc) from None
     console.print(f"wrote {path}")

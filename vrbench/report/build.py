@@ -84,20 +84,27 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str] | None = None,
-                 paper: str | None = None, group_by: tuple[str, ...] = ()) -> Path:
+                 paper: str | None = None, group_by: tuple[str, ...] = (), heatmaps: tuple[str, ...] = ()) -> Path:
     """Write ``out_dir/index.md`` or ``out_dir/index.html`` (and ``cells.csv`` beside it); return the report path.
 
     ``run_ids`` restricts the report to those runs (e.g. one suite's jobs); ``paper`` (a reference CSV stem such
     as ``ilm_vp_cvpr23``) takes published values from that paper only; ``group_by`` adds row-key columns such as
-    ``device`` or ``precision``.
+    ``device`` or ``precision``; ``heatmaps`` lists run ids whose final label mapping the HTML page draws
+    (their run directories are looked up beside the database).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"Unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}.")
+    if heatmaps and fmt != "html":
+        raise ConfigError("label-mapping heatmaps are drawn in HTML reports: add --format html")
     model = load_model(Path(db_path), run_ids, paper, tuple(group_by))
     if fmt == "html":
         from vrbench.report.html import render_html
 
         text = render_html(model)
+        if heatmaps:
+            from vrbench.report.heatmap import insert_heatmaps, render_heatmap
+
+            text = insert_heatmaps(text, [render_heatmap(Path(db_path).parent, run_id) for run_id in heatmaps])
     else:
         text = render_markdown(model)
     out_dir = Path(out_dir)

@@ -1,0 +1,90 @@
+"""The final label mapping of one run as an HTML heatmap: source classes by target classes, names on both axes.
+
+One-to-one mappings (RLM/FLM/ILM) show the C chosen source classes against the C targets; probabilistic and
+learned mappings (BLM, BLM++, FC heads) show the sources with the largest weights, each column scaled to its
+own maximum so every target's strongest sources stand out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment
+
+from vrbench.errors import ResultsError
+from vrbench.store.rundir import MAPPING, read_json, run_dir
+
+MAX_MATRIX_ROWS = 40
+
+_TEMPLATE = """
+<section class="heatmap">
+<h2>Label mapping of run {{ run_id }}</h2>
+<p>{{ method }} · {{ backbone }} · {{ dataset }} · seed {{ seed }}: {{ description }}</p>
+<table class="heat">
+<tr><th>source \\ target</th>{% for t in targets %}<th class="rot"><span>{{ t }}</span></th>{% endfor %}</tr>
+{% for row in rows %}<tr><th>{{ row.name }}</th>
+{% for v in row.cells %}<td style="background: rgba(31, 119, 180, {{ '%.3f' % v.alpha }})" title="{{ v.title }}"></td>
+{% endfor %}</tr>
+{% endfor %}</table>
+</section>
+<style>
+table.heat { border-collapse: collapse; font-size: 11px; }
+table.heat td { width: 14px; height: 14px; border: 1px solid #eee; padding: 0; }
+table.heat th { font-weight: normal; text-align: right; padding: 0 4px; white-space: nowrap; }
+table.heat th.rot { height: 90px; vertical-align: bottom; }
+table.heat th.rot span { writing-mode: vertical-rl; transform: rotate(180deg); }
+</style>
+"""
+
+
+def _names(names: list[str] | None, count: int, prefix: str) -> list[str]:
+    return list(names) if names and len(names) == count else [f"{prefix}{i}" for i in range(count)]
+
+
+def heatmap_view(results: Path, run_id: str) -> dict[str, Any]:
+    directory = run_dir(results, run_id)
+    try:
+        exported = read_json(directory / MAPPING)
+        config = read_json(directory / "config.json")["config"]
+    except FileNotFoundError:
+        raise ResultsError(f"run {run_id} has no {MAPPING} in {directory}: is it finished? "
+                           "(`vrbench status SUITE`)") from None
+    targets = _names(exported.get("classes"), exported["num_classes"], "class ")
+    sources = _names(exported.get("source_classes"), exported["num_source"], "source ")
+    mapping = exported["mapping"]
+    rows: list[dict[str, Any]] = []
+    if exported["kind"] == "index":
+        for target_index, source in enumerate(mapping):
+            values = [{"alpha": 1.0 if c == target_index else 0.0,
+                       "title": f"{sources[source]} -> {targets[c]}" if c == target_index else ""}
+                      for c in range(len(targets))]
+            rows.append({"name": f"{sources[source]} ({source})", "cells": values})
+        description = "one-to-one: each target is read from one source class"
+    else:
+        column_max = [max(abs(row[c]) for row in mapping) or 1.0 for c in range(len(targets))]
+        strength = sorted(range(len(mapping)), key=lambda k: -max(abs(v) / m for v, m in zip(mapping[k], column_max,
+                                                                                              strict=True)))
+        for source in strength[:MAX_MATRIX_ROWS]:
+            values = [{"alpha": abs(mapping[source][c]) / column_max[c],
+                       "title": f"{sources[source]} -> {targets[c]}: {mapping[source][c]:.4g}"}
+                      for c in range(len(targets))]
+            rows.append({"name": f"{sources[source]} ({source})", "cells": values})
+        description = (f"weights of the {min(MAX_MATRIX_ROWS, len(mapping))} strongest of {len(mapping)} sources, "
+                       "each column scaled to its maximum")
+    return {"run_id": run_id, "method": f"{config['input']}+{config['mapping']}", "backbone": config["backbone"],
+            "dataset": config["dataset"], "seed": config["seed"], "targets": targets, "rows": rows,
+            "description": description}
+
+
+def render_heatmap(results: Path, run_id: str) -> str:
+    env = Environment(autoescape=True)
+    return env.from_string(_TEMPLATE).render(**heatmap_view(results, run_id))
+
+
+def insert_heatmaps(html: str, sections: list[str]) -> str:
+    """Place the heatmap sections at the end of the page body."""
+    marker = "</body>"
+    joined = "\n".join(sections)
+    return html.replace(marker, joined + "\n" + marker) if marker in html else html + joined
+
