@@ -45,7 +45,7 @@ FILE_SHA256 = {
 }
 NUM_IMAGES = 10000
 SIDE = 28
-TEST_PER_CLASS = 200
+TEST_FRACTION = 0.2  # 200 test images per class of 1,000
 SPLIT_SEED = 0
 SPLIT_FILE = Path(__file__).parent / "splits" / "animal_shapes.json"
 
@@ -87,12 +87,13 @@ def sha256(path: Path) -> str:
 
 
 def make_split(labels: np.ndarray) -> list[int]:
-    """Sorted test indices: per class, the first TEST_PER_CLASS of a permutation seeded with SPLIT_SEED + class."""
+    """Sorted test indices: per class c, the first round(TEST_FRACTION * n_c) of a permutation seeded SPLIT_SEED + c
+    (200 of 1,000 for the real data)."""
     test: list[int] = []
     for cls in range(len(CLASSES)):
         members = np.flatnonzero(labels == cls)
         order = np.random.RandomState(SPLIT_SEED + cls).permutation(len(members))
-        test.extend(members[order[:TEST_PER_CLASS]].tolist())
+        test.extend(members[order[: int(TEST_FRACTION * len(members) + 0.5)]].tolist())
     return sorted(test)
 
 
