@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,7 +112,7 @@ def test_missing_weights_package_names_the_pip_package() -> None:
 
 def test_torchvision_missing_weights_say_what_to_fetch_and_where(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr("vrbench.backbones.torchvision_models.DOWNLOAD_TIMEOUT_S", 3.0)
+    monkeypatch.setattr("vrbench.backbones.checkpoints.DOWNLOAD_TIMEOUT_S", 3.0)
     expected = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     with pytest.raises(MissingResourceError) as info:
         load_torchvision("resnet18")
@@ -164,3 +165,38 @@ def test_lite3_package_really_absent() -> None:
     import importlib.util
 
     assert importlib.util.find_spec("efficientnet_lite3_pytorch_model") is None, os.environ.get("VIRTUAL_ENV")
+
+
+@pytest.mark.parametrize(("name", "params", "url_part"), [
+    ("resnext101_32x8d_wsl", 88_791_336, "ig_resnext101_32x8"),
+    ("vit_b32", 88_297_192, "B_32_imagenet1k"),
+])
+def test_paper_backbones_build_and_explain_missing_weights(name, params, url_part, tmp_path, monkeypatch) -> None:
+    from vrbench.backbones import BACKBONES
+    from vrbench.backbones.paper_models import build_architecture
+
+    model = build_architecture(name)
+    assert sum(p.numel() for p in model.parameters()) == params
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr("vrbench.backbones.checkpoints.DOWNLOAD_TIMEOUT_S", 3.0)
+    with pytest.raises(MissingResourceError) as info:
+        BACKBONES.get(name).load()
+    message = str(info.value)
+    assert url_part in message and str(tmp_path / "hub" / "checkpoints") in message and "TORCH_HOME" in message
+    size = BACKBONES.get(name).input_size
+    assert size == (384 if name == "vit_b32" else 224)
+
+
+def test_a_paper_backbone_loads_its_checkpoint_file_offline(tmp_path, monkeypatch) -> None:
+    import torch
+
+    from vrbench.backbones.checkpoints import checkpoint_path
+    from vrbench.backbones.paper_models import VIT_B32_URL, build_architecture, load_paper_model
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    reference = build_architecture("vit_b32")
+    path = checkpoint_path(VIT_B32_URL)
+    Path(path).parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), path)
+    loaded = load_paper_model("vit_b32")
+    assert torch.equal(loaded.class_token, reference.class_token) and not loaded.training

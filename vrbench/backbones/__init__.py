@@ -36,7 +36,6 @@ class BackboneInfo:
 
         return imagenet_class_names()
 
-
 def strip_classifier(model):  # (nn.Module) -> (nn.Module, int)
     """Replace the final linear classifier by an identity; returns the model and its feature width.
 
@@ -73,4 +72,18 @@ BACKBONES.register(
     "resnet50",
     BackboneInfo("resnet50", _TV, 1000, 224, IMAGENET_MEAN, IMAGENET_STD,
                  "torchvision ResNet50_Weights.IMAGENET1K_V2", offline=False),
+)
+
+_PAPER = "vrbench.backbones.paper_models:load_paper_model"
+BACKBONES.register(
+    "resnext101_32x8d_wsl",
+    BackboneInfo("resnext101_32x8d_wsl", _PAPER, 1000, 224, IMAGENET_MEAN, IMAGENET_STD,
+                 "Instagram WSL (IG-940M) + ImageNet fine-tune, torch hub facebookresearch/WSL-Images",
+                 offline=False),
+)
+BACKBONES.register(
+    "vit_b32",
+    BackboneInfo("vit_b32", _PAPER, 1000, 384, IMAGENET_MEAN, IMAGENET_STD,
+                 "ViT-B/32 ImageNet-21k -> 1k at 384 px (pytorch_pretrained_vit B_32_imagenet1k, as SMM)",
+                 offline=False, family="vit"),
 )

@@ -9,16 +9,12 @@ file name is only checked when downloading.
 
 from __future__ import annotations
 
-import os
-import socket
-from urllib.parse import urlparse
-
-import torch
 import torchvision
 from torch import nn
 from torchvision.models import ResNet18_Weights, ResNet50_Weights, WeightsEnum
 
-from vrbench.errors import ConfigError, MissingResourceError
+from vrbench.backbones.checkpoints import checkpoint_path, ensure_checkpoint, load_state
+from vrbench.errors import ConfigError
 
 # name -> (architecture builder, weights) as in the ILM-VP / BLM / SMM code: ResNet-18 V1, ResNet-50 V2.
 _MODELS: dict[str, tuple] = {
@@ -34,39 +30,9 @@ TORCHVISION_PREPROCESS: dict[str, dict] = {
     "resnet50": {"input_size": 224, "resize_size": 232, "mean": _IMAGENET_MEAN, "std": _IMAGENET_STD},
 }
 
-DOWNLOAD_TIMEOUT_S = 15.0  # per socket operation; an unreachable host fails fast instead of hanging a worker
-
-
 def weights_file(weights: WeightsEnum) -> str:
     """Where torch hub keeps this checkpoint: $TORCH_HOME/hub/checkpoints/<basename of the URL>."""
-    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(weights.url).path))
-
-
-def _download(url: str, dst: str) -> None:
-    """torch hub's download (hash-checked, atomic rename) with a socket timeout so it cannot hang."""
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    match = torch.hub.HASH_REGEX.search(os.path.basename(dst))
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
-    try:
-        torch.hub.download_url_to_file(url, dst, hash_prefix=match.group(1) if match else None, progress=False)
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
-def _ensure_weights(name: str, weights: WeightsEnum) -> str:
-    path = weights_file(weights)
-    if os.path.isfile(path):
-        return path
-    try:
-        _download(weights.url, path)
-    except Exception as exc:  # any network, HTTP, disk or hash error means the same thing for the user
-        raise MissingResourceError(
-            f"The ImageNet weights of backbone {name!r} ({weights}) are not on disk and could not be downloaded "
-            f"({type(exc).__name__}: {exc}). Fetch {weights.url} and put it at {path} "
-            f"(that directory is $TORCH_HOME/hub/checkpoints; set TORCH_HOME to use another one)."
-        ) from exc
-    return path
+    return checkpoint_path(weights.url)
 
 
 def load_torchvision(name: str) -> nn.Module:
@@ -77,14 +43,8 @@ def load_torchvision(name: str) -> nn.Module:
     if name not in _MODELS:
         raise ConfigError(f"Unknown torchvision backbone {name!r}; known: {', '.join(sorted(_MODELS))}.")
     build, weights = _MODELS[name]
-    path = _ensure_weights(name, weights)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise MissingResourceError(
-            f"The weights file {path} of backbone {name!r} is unreadable ({type(exc).__name__}: {exc}). "
-            f"Delete it and fetch {weights.url} again to that path."
-        ) from exc
+    path = ensure_checkpoint(name, weights.url, str(weights))
+    state = load_state(name, path, weights.url)
     model = build(weights=None)
     model.load_state_dict(state, strict=True)
     return model.eval()
