@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vrbench.errors import VrbenchError
+from vrbench.errors import ConfigError, VrbenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark harness and leaderboard runner for visual reprogramming and CLIP prompt learning.")
@@ -49,40 +49,114 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class Executor(str, Enum):
+    local = "local"
+    slurm = "slurm"
+
+
+SLURM_ONLY = ("partition", "gpus_per_job", "cpus_per_job", "mem_gb", "array_parallelism", "jobs_per_task", "wait")
+LOCAL_ONLY = ("slots", "gpus", "threads")
+
+
 @app.command()
 def run(
     suite: Annotated[Path, typer.Argument(help="suite YAML, e.g. suites/smoke.yaml")],
     results: ResultsOpt = DEFAULT_RESULTS,
     data_root: Annotated[Path | None, typer.Option(help="dataset root (default: $VRBENCH_DATA, else ./data)")] = None,
     device: Annotated[Device, typer.Option(help="auto: the GPU when one is visible, else the CPU")] = Device.auto,
-    slots: Annotated[int, typer.Option(min=1, help="jobs to run at once")] = 1,
-    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads per job (default: cores / slots)")] = None,
+    executor: Annotated[Executor, typer.Option(help="local: a pool of worker processes on this machine; "
+                                               "slurm: Slurm job arrays (through submitit)")] = Executor.local,
+    slots: Annotated[int | None, typer.Option(min=1, help="(local) jobs at once (default: one per visible GPU, "
+                                              "else 1)")] = None,
+    gpus: Annotated[str | None, typer.Option(help="(local) GPUs to hand out, one per slot, e.g. 0,1 (default: "
+                                             "the visible ones)")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="(local) CPU threads per job (default: cores / "
+                                                "slots)")] = None,
     download: Annotated[bool, typer.Option(help="let loaders try to download missing datasets")] = False,
-    timeout_min: Annotated[float | None, typer.Option(help="kill and fail a job after this many minutes")] = None,
+    timeout_min: Annotated[float | None, typer.Option(min=0.01, help="time limit per job in minutes (local: kill "
+                                                      "and fail; slurm: requeue from the checkpoint)")] = None,
+    partition: Annotated[str | None, typer.Option(help="(slurm) partition")] = None,
+    gpus_per_job: Annotated[int | None, typer.Option(min=0, help="(slurm) GPUs per job")] = None,
+    cpus_per_job: Annotated[int | None, typer.Option(min=1, help="(slurm) CPU cores per job")] = None,
+    mem_gb: Annotated[float | None, typer.Option(min=0.01, help="(slurm) memory per job in GB")] = None,
+    array_parallelism: Annotated[int | None, typer.Option(min=1, help="(slurm) array tasks running at once")] = None,
+    jobs_per_task: Annotated[int, typer.Option(min=1, help="(slurm) jobs run one after another by each array "
+                                               "task")] = 1,
+    wait: Annotated[bool, typer.Option("--wait", help="(slurm) follow the jobs to the end with the live display "
+                                       "and index the results (default: return after submitting)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the expanded job table and exit")] = False,
 ) -> None:
     """Run every pending job of a suite, each in its own process, then index the results in DuckDB."""
     from vrbench.runner.display import RunDisplay
-    from vrbench.runner.local import LocalRunner, RunOptions
     from vrbench.suite import load_suite
 
+    given = {name for name, value in locals().items() if name in SLURM_ONLY + LOCAL_ONLY
+             and value not in (None, False) and not (name == "jobs_per_task" and value == 1)}
     try:
+        misplaced = sorted(given & set(SLURM_ONLY if executor is Executor.local else LOCAL_ONLY))
+        if misplaced:
+            flags = ", ".join("--" + name.replace("_", "-") for name in misplaced)
+            other = "slurm" if executor is Executor.local else "local"
+            raise ConfigError(f"{flags} only apply to --executor {other}")
         loaded = load_suite(suite)
         if dry_run:
             _print_jobs(loaded.jobs, results, show_state=False, title=f"{loaded.name}: {len(loaded.jobs)} jobs")
             return
-        options = RunOptions(results=results, data_root=data_root_from(data_root), device=device.value, slots=slots,
-                             threads=threads, download=download, timeout_min=timeout_min)
-        console.print(f"suite [bold]{loaded.name}[/]: {len(loaded.jobs)} jobs -> {results}/runs", highlight=False)
-        with RunDisplay(len(loaded.jobs), console) as display:
-            summary = LocalRunner(loaded.jobs, options, display).run()
+        from vrbench.runner.resources import Resources
+
+        resources = {run_id: Resources(**values) for run_id, values in loaded.resources.items()}
+        if executor is Executor.slurm:
+            from vrbench.runner.slurm import SlurmOptions, SlurmRunner, describe_submission
+
+            if device is Device.cuda and not gpus_per_job and not any(r.gpus_per_job for r in resources.values()):
+                raise ConfigError("--device cuda with --executor slurm needs GPUs: add --gpus-per-job 1 (or "
+                                  "resources: {gpus_per_job: 1} in the suite)")
+            cli_resources = Resources(timeout_min=timeout_min, gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job,
+                                      mem_gb=mem_gb, partition=partition)
+            options = SlurmOptions(results=results, data_root=data_root_from(data_root), device=device.value,
+                                   download=download, resources=cli_resources, array_parallelism=array_parallelism,
+                                   jobs_per_task=jobs_per_task, wait=wait, job_name=f"vrbench-{loaded.name}")
+            runner = SlurmRunner(loaded.jobs, options, resources=resources)
+        else:
+            from vrbench.runner.local import LocalRunner, RunOptions
+            from vrbench.runner.placement import parse_gpu_list
+
+            gpu_list = parse_gpu_list(gpus) if gpus is not None else None
+            if gpu_list is not None and device is Device.cpu:
+                raise ConfigError("--gpus and --device cpu contradict each other; drop one")
+            options = RunOptions(results=results, data_root=data_root_from(data_root), device=device.value,
+                                 slots=slots, threads=threads, gpus=gpu_list, download=download,
+                                 timeout_min=timeout_min)
+            runner = LocalRunner(loaded.jobs, options, resources=resources)
+            console.print(f"suite [bold]{loaded.name}[/]: {len(loaded.jobs)} jobs -> {results}/runs on "
+                          f"{len(runner.slots)} slot(s): " + "; ".join(s.label() for s in runner.slots),
+                          highlight=False)
+        follow = executor is Executor.local or wait
+        if executor is Executor.slurm:
+            console.print(f"suite [bold]{loaded.name}[/]: {len(loaded.jobs)} jobs -> {results}/runs via Slurm",
+                          highlight=False)
+        if follow:
+            with RunDisplay(len(loaded.jobs), console) as display:
+                runner.listener = display
+                summary = runner.run()
+        else:
+            summary = runner.run()
+            describe_submission(runner, lambda text: console.print(text, highlight=False))
         _ingest(results)
     except VrbenchError as exc:
         raise _fail(exc) from None
+    if not follow:
+        console.print(f"submitted: {len(summary.submitted)}, {len(summary.skipped)} already done, "
+                      f"{len(summary.elsewhere)} busy elsewhere; see `vrbench status {suite}`; `vrbench collect` "
+                      "indexes the results", highlight=False)
+        return
     console.print(f"finished: {len(summary.done)} ran, {len(summary.skipped)} already done, "
                   f"{len(summary.failed)} failed, {len(summary.elsewhere)} busy elsewhere", highlight=False)
     if summary.interrupted:
-        console.print("interrupted: re-run the same command to resume from the last checkpoints")
+        if executor is Executor.slurm:
+            console.print("stopped following: the Slurm jobs go on; see `vrbench status` and `vrbench collect`")
+        else:
+            console.print("interrupted: re-run the same command to resume from the last checkpoints")
         raise typer.Exit(130)
     if summary.failed:
         console.print(f"[red]{len(summary.failed)} job(s) failed[/]; see `vrbench status {suite}`")
@@ -126,7 +200,8 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
         table.add_column("status", no_wrap=True)
         table.add_column("detail", overflow="fold")
     counts: Counter[str] = Counter()
-    colours = {"done": "green", "failed": "red", "running": "cyan", "stale": "yellow", "corrupt": "red"}
+    colours = {"done": "green", "failed": "red", "running": "cyan", "queued": "blue", "stale": "yellow",
+               "corrupt": "red"}
     for job, state in describe_states(jobs, results):
         c = job.config
         row = [job.run_id, c["input"], c["mapping"], c["backbone"], c["dataset"], str(c["seed"]), str(c["epochs"]),
@@ -178,8 +253,18 @@ def report(
 
 @app.command()
 def collect(results: ResultsOpt = DEFAULT_RESULTS) -> None:
-    """(Re)build the DuckDB index from the run directories; safe to run any time."""
+    """(Re)build the DuckDB index from the run directories; safe to run any time.
+
+    Jobs whose Slurm task ended without a result are first recorded as failed (with the Slurm state), so the
+    index lists them and a re-run resumes them.
+    """
+    from vrbench.runner.status import reconcile
+
     try:
+        ended = reconcile(results)
+        if ended:
+            console.print(f"recorded {len(ended)} job(s) whose Slurm task ended without a result: "
+                          + ", ".join(ended), highlight=False)
         _ingest(results)
     except VrbenchError as exc:
         raise _fail(exc) from None

@@ -24,11 +24,12 @@ from vrbench.errors import ConfigError
 from vrbench.jobs import ENGINE_VERSION, JobSpec, make_job
 from vrbench.methods import INPUTS, MAPPINGS
 from vrbench.registry import suggest, unknown_name_message
+from vrbench.runner.resources import RESOURCE_KEYS, check_resource
 
 PROTOCOLS = ("vr",)
 AXES = ("input", "mapping", "backbone", "dataset", "seed")
 SELECTION_RULES = ("final", "best_test", "best_val")
-TOP_LEVEL_KEYS = ("name", "description", "protocol", "grid", "defaults", "overrides", "reference")
+TOP_LEVEL_KEYS = ("name", "description", "protocol", "grid", "defaults", "overrides", "reference", "resources")
 
 # Hyperparameters every job has: name -> (expected type, default). Method-specific ones come from the
 # method catalogue. Defaults are the papers' (ILM-VP / BLM padding recipe, spec §3).
@@ -74,6 +75,8 @@ class Suite:
     protocol: str
     jobs: list[JobSpec]
     reference: dict[str, Any] = field(default_factory=dict)
+    # run_id -> what the job asks of a scheduler (`resources:`; not hashed, see vrbench.runner.resources)
+    resources: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class _Locator:
@@ -168,8 +171,10 @@ def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) ->
     if not isinstance(reference, dict):
         raise loc.error("'reference' must be a mapping such as {paper: ilm_vp_cvpr23}", "reference")
 
+    resource_defaults, resource_overrides = _parse_resources(data.get("resources") or {}, loc)
+
     jobs: list[JobSpec] = []
-    seen: set[str] = set()
+    resources: dict[str, dict[str, Any]] = {}
     combos = [dict(zip(AXES, values, strict=True))
               for grid in grids for values in itertools.product(*(grid[axis] for axis in AXES))]
     for combo in combos:
@@ -178,10 +183,13 @@ def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) ->
             if all(combo[key] in allowed for key, allowed in match.items()):
                 settings.update(changes)
         job = _resolve_job(protocol, combo, settings, loc)
-        if job.run_id not in seen:  # the same job listed twice by the grid runs once
-            seen.add(job.run_id)
+        if job.run_id not in resources:  # the same job listed twice by the grid runs once
+            resources[job.run_id] = dict(resource_defaults)
+            for match, changes in resource_overrides:
+                if all(combo[key] in allowed for key, allowed in match.items()):
+                    resources[job.run_id].update(changes)
             jobs.append(job)
-    return Suite(name, str(data.get("description", "")), path, protocol, jobs, reference)
+    return Suite(name, str(data.get("description", "")), path, protocol, jobs, reference, resources)
 
 
 def _check_keys(data: dict, known: tuple[str, ...] | list[str], what: str, loc: _Locator, *path: object) -> None:
@@ -326,6 +334,44 @@ def _parse_overrides(overrides: Any, loc: _Locator) -> list[tuple[dict[str, list
             raise loc.error("an override needs 'set'", *path)
         parsed.append((allowed, _parse_settings(entry["set"], loc, (*path, "set"))))
     return parsed
+
+
+def _parse_resources(section: Any, loc: _Locator) -> tuple[dict[str, Any], list[tuple[dict[str, list], dict]]]:
+    """`resources: {timeout_min: 60, ..., overrides: [{match: {...}, set: {...}}]}`: scheduler requests."""
+    if not isinstance(section, dict):
+        raise loc.error("'resources' must be a mapping like {timeout_min: 60, gpus_per_job: 1}", "resources")
+    _check_keys(section, [*RESOURCE_KEYS, "overrides"], "resource", loc, "resources")
+
+    def checked(values: Any, *path: object) -> dict[str, Any]:
+        if not isinstance(values, dict):
+            raise loc.error("expected a mapping of resources", *path)
+        _check_keys(values, list(RESOURCE_KEYS), "resource", loc, *path)
+        for key, value in values.items():
+            problem = check_resource(key, value)
+            if problem:
+                raise loc.error(problem, *path, key)
+        return dict(values)
+
+    defaults = checked({k: v for k, v in section.items() if k != "overrides"}, "resources")
+    overrides = section.get("overrides") or []
+    if not isinstance(overrides, list):
+        raise loc.error("'resources.overrides' must be a list of {match: ..., set: ...}", "resources", "overrides")
+    parsed = []
+    for index, entry in enumerate(overrides):
+        path = ("resources", "overrides", index)
+        if not isinstance(entry, dict) or "set" not in entry:
+            raise loc.error("each resource override must be a mapping with 'match' and 'set'", *path)
+        _check_keys(entry, ("match", "set"), "override key", loc, *path)
+        match = entry.get("match") or {}
+        if not isinstance(match, dict):
+            raise loc.error("'match' must map grid axes to a value or a list of values", *path, "match")
+        _check_keys(match, AXES, "match axis", loc, *path, "match")
+        allowed = {axis: _as_list(values) for axis, values in match.items()}
+        for axis, values in allowed.items():
+            for value_index, value in enumerate(values):
+                _check_axis_value(axis, value, loc, (*path, "match", axis, value_index))
+        parsed.append((allowed, checked(entry["set"], *path, "set")))
+    return defaults, parsed
 
 
 def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any], loc: _Locator) -> JobSpec:

@@ -2,17 +2,23 @@
 
 Every job runs in its own process through this module, so an OOM or a crash ends one job, not the
 suite, and any job can be re-run by hand. On failure it writes error.json (with the traceback) and exits 1.
+
+Launchers place a worker through its environment, so a hand-run worker needs none of it: CUDA_VISIBLE_DEVICES
+(its GPU), OMP_NUM_THREADS (its threads) and VRBENCH_CPUS (its cores, applied here before torch starts its
+thread pool). The first line it prints says what it got, so worker.log shows where each attempt ran.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 import traceback
 from pathlib import Path
 
 from vrbench.errors import VrbenchError
+from vrbench.runner.placement import CPUS_ENV, apply_cpu_affinity
 from vrbench.store.rundir import ERROR, RESULT, atomic_write_json, now_iso
 
 
@@ -28,6 +34,23 @@ def record_failure(directory: Path, exc: BaseException, exit_code: int = 1) -> N
     })
 
 
+def describe_placement(cpus: list[int] | None) -> str:
+    """One line: host, pid, and the GPU, threads and cores this process was given."""
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        slurm = f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+    else:
+        slurm = os.environ.get("SLURM_JOB_ID")
+    fields = {
+        "host": socket.gethostname(), "pid": os.getpid(),
+        "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "(unset)"),
+        CPUS_ENV: ",".join(map(str, cpus)) if cpus else "(unpinned)",
+    }
+    if slurm:
+        fields["slurm_job"] = slurm
+    return "worker placement: " + " ".join(f"{key}={value}" for key, value in fields.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vrbench.worker", description=__doc__)
     parser.add_argument("run_dir", type=Path, help="a run directory holding config.json")
@@ -39,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = directory / ERROR
     if previous.exists():  # keep the last failure for reference; the fresh attempt decides the state
         os.replace(previous, directory / "error.previous.json")
+    cpus = apply_cpu_affinity()
+    print(describe_placement(cpus), flush=True)
     try:
         from vrbench.engine.loop import run_job
 

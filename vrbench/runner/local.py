@@ -1,7 +1,8 @@
-"""The local executor: a pool of slots, each running one job in its own worker process.
+"""The local executor: a pool of slots, each running one job at a time in its own worker process.
 
 The launcher never imports torch. It claims a job (claim.json, O_EXCL), writes its config, starts
-`python -m vrbench.worker RUN_DIR`, watches progress.json for the display, and records how the worker
+`python -m vrbench.worker RUN_DIR` on a free slot (its GPU through CUDA_VISIBLE_DEVICES, its share of the
+CPU threads and cores, see placement.py), watches progress.json for the display, and records how the worker
 ended. A crash, an OOM kill or a timeout ends one job and the suite goes on.
 """
 
@@ -10,15 +11,23 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from vrbench.errors import ResultsError
 from vrbench.jobs import JobSpec
+from vrbench.runner.common import (
+    Listener,
+    RunSummary,
+    death_reason,
+    pending_jobs,
+    record_failure,
+    worker_command,
+)
+from vrbench.runner.placement import Slot, plan_slots, usable_cores, visible_gpus
+from vrbench.runner.resources import Resources
 from vrbench.store.rundir import (
     ERROR,
     LOG,
@@ -30,10 +39,11 @@ from vrbench.store.rundir import (
     now_iso,
     read_progress,
     run_dir,
-    set_aside,
     try_claim,
     write_config,
 )
+
+__all__ = ["LocalRunner", "RunOptions", "RunSummary", "default_threads", "describe_states", "worker_command"]
 
 
 @dataclass
@@ -41,11 +51,17 @@ class RunOptions:
     results: Path
     data_root: Path | None = None
     device: str = "auto"
-    slots: int = 1
+    slots: int | None = None  # None: one per visible GPU, else one
     threads: int | None = None  # per job; None: the machine's cores divided among the slots
+    gpus: list[str] | None = None  # GPUs to hand out; None: the visible ones (none with --device cpu)
     download: bool = False
-    timeout_min: float | None = None
+    timeout_min: float | None = None  # overrides the suite's per-job resources.timeout_min
     poll_seconds: float = 0.25
+
+    def runtime(self, threads: int | None) -> dict[str, Any]:
+        """The non-hashed part of config.json that the worker reads."""
+        return {"data_root": str(Path(self.data_root).resolve()) if self.data_root else None,
+                "device": self.device, "threads": threads, "download": self.download}
 
 
 @dataclass
@@ -56,63 +72,41 @@ class Running:
     process: subprocess.Popen
     log: IO[Any]
     started: float
-
-
-@dataclass
-class RunSummary:
-    done: list[str] = field(default_factory=list)  # finished by this invocation
-    skipped: list[str] = field(default_factory=list)  # already done before
-    failed: list[str] = field(default_factory=list)
-    elsewhere: list[str] = field(default_factory=list)  # claimed by another live process
-    interrupted: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.interrupted
-
-
-Listener = Callable[[str, JobSpec, dict[str, Any]], None]
+    slot: Slot
+    timeout_min: float | None
 
 
 def default_threads(slots: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, slots))
+    return max(1, len(usable_cores()) // max(1, slots))
 
 
-def worker_command(directory: Path) -> list[str]:
-    return [sys.executable, "-m", "vrbench.worker", str(directory)]
+def slot_plan(options: RunOptions) -> list[Slot]:
+    gpus = [] if options.device == "cpu" else (options.gpus if options.gpus is not None else visible_gpus())
+    return plan_slots(options.slots, gpus, options.threads, usable_cores())
 
 
 class LocalRunner:
-    """Keeps up to `slots` jobs running until every pending job has been tried once."""
+    """Keeps every slot busy until each pending job has been tried once."""
 
-    def __init__(self, jobs: list[JobSpec], options: RunOptions, listener: Listener | None = None) -> None:
+    def __init__(self, jobs: list[JobSpec], options: RunOptions, listener: Listener | None = None,
+                 resources: dict[str, Resources] | None = None) -> None:
         self.jobs = jobs
         self.options = options
         self.listener = listener or (lambda event, job, info: None)
+        self.resources = resources or {}
+        self.slots = slot_plan(options)
         self.running: list[Running] = []
         self.summary = RunSummary()
 
     def pending_jobs(self) -> list[JobSpec]:
-        pending = []
-        for job in self.jobs:
-            directory = run_dir(self.options.results, job.run_id)
-            state = job_state(directory)
-            if state.status == "corrupt":
-                moved = set_aside(directory / RESULT)
-                self.listener("corrupt", job, {"detail": f"{state.detail}; moved to {moved.name}, re-running"})
-            elif state.status == "done":
-                self.summary.skipped.append(job.run_id)
-                self.listener("skipped", job, {})
-                continue
-            pending.append(job)
-        return pending
+        return pending_jobs(self.jobs, self.options.results, self.listener, self.summary)
 
     def run(self) -> RunSummary:
         queue = self.pending_jobs()
         try:
             while queue or self.running:
-                while queue and len(self.running) < self.options.slots:
-                    self._start(queue.pop(0))
+                while queue and len(self.running) < len(self.slots):
+                    self._start(queue.pop(0), self._free_slot())
                 self._poll()
                 if self.running:
                     time.sleep(self.options.poll_seconds)
@@ -121,9 +115,19 @@ class LocalRunner:
             self._stop_all()
         return self.summary
 
-    def _start(self, job: JobSpec) -> None:
+    def _free_slot(self) -> Slot:
+        busy = {item.slot.index for item in self.running}
+        return next(slot for slot in self.slots if slot.index not in busy)
+
+    def _timeout_for(self, job: JobSpec) -> float | None:
+        if self.options.timeout_min is not None:
+            return self.options.timeout_min
+        resources = self.resources.get(job.run_id)
+        return resources.timeout_min if resources is not None else None
+
+    def _start(self, job: JobSpec, slot: Slot) -> None:
         directory = run_dir(self.options.results, job.run_id)
-        claim = try_claim(directory)
+        claim = try_claim(directory, executor="local", placement=slot.describe())
         if claim is None:
             self.summary.elsewhere.append(job.run_id)
             self.listener("elsewhere", job, {})
@@ -132,9 +136,7 @@ class LocalRunner:
             claim.release()
             self.summary.skipped.append(job.run_id)
             return
-        threads = self.options.threads or default_threads(self.options.slots)
-        runtime = {"data_root": str(self.options.data_root) if self.options.data_root else None,
-                   "device": self.options.device, "threads": threads, "download": self.options.download}
+        runtime = {**self.options.runtime(slot.threads), "placement": slot.describe()}
         try:
             write_config(directory, job.run_id, job.method, job.config, runtime)
         except ResultsError as exc:  # a foreign config.json in this job's directory: fail this job, keep going
@@ -145,24 +147,29 @@ class LocalRunner:
             self.summary.failed.append(job.run_id)
             self.listener("failed", job, {"detail": str(exc)})
             return
+        if (directory / ERROR).exists():  # the last failure is kept for reference; this attempt decides anew
+            os.replace(directory / ERROR, directory / "error.previous.json")
         log = open(directory / LOG, "a", encoding="utf-8")
-        log.write(f"\n=== {now_iso()} worker started by pid {os.getpid()}\n")
+        log.write(f"\n=== {now_iso()} worker started by pid {os.getpid()} on {slot.label()}\n")
         log.flush()
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **slot.environment(), "PYTHONUNBUFFERED": "1"}
         process = subprocess.Popen(worker_command(directory), stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         claim.set_worker(process.pid)
-        self.running.append(Running(job, directory, claim, process, log, time.monotonic()))
-        self.listener("start", job, {})
+        self.running.append(Running(job, directory, claim, process, log, time.monotonic(), slot,
+                                    self._timeout_for(job)))
+        self.listener("start", job, {"slot": slot.index})
 
     def _poll(self) -> None:
         for item in list(self.running):
             code = item.process.poll()
-            timeout = self.options.timeout_min
+            timeout = item.timeout_min
             if code is None and timeout is not None and time.monotonic() - item.started > timeout * 60:
                 self._kill(item.process)
                 code = item.process.wait()
-                self._record_external_failure(item, code, f"TimeoutError: the job exceeded --timeout-min {timeout}")
+                record_failure(item.directory, item.job.run_id,
+                               f"TimeoutError: the job exceeded its time limit of {timeout:g} min and was killed",
+                               code)
             if code is None:
                 self.listener("progress", item.job, read_progress(item.directory))
                 continue
@@ -176,25 +183,10 @@ class LocalRunner:
             self.listener("done", item.job, {})
         else:
             if not (item.directory / ERROR).exists():
-                self._record_external_failure(item, code, self._death_reason(code))
+                record_failure(item.directory, item.job.run_id, death_reason(code), code)
             self.summary.failed.append(item.job.run_id)
             self.listener("failed", item.job, {"detail": job_state(item.directory).detail})
         item.claim.release()
-
-    @staticmethod
-    def _death_reason(code: int) -> str:
-        if code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-            hint = " (killed: out of memory?)" if -code == signal.SIGKILL else ""
-            return f"WorkerDied: the worker was killed by signal {name}{hint}"
-        return f"WorkerDied: the worker exited with code {code} without writing a result"
-
-    def _record_external_failure(self, item: Running, code: int, message: str) -> None:
-        error_type, _, text = message.partition(": ")
-        tail = _tail(item.directory / LOG)
-        atomic_write_json(item.directory / ERROR, {
-            "run_id": item.job.run_id, "error_type": error_type, "message": text, "traceback": tail,
-            "exit_code": code, "failed_at": now_iso()})
 
     @staticmethod
     def _kill(process: subprocess.Popen) -> None:
@@ -221,12 +213,8 @@ class LocalRunner:
         self.running.clear()
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "".join(path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)[-lines:])
-    except OSError:
-        return ""
-
-
 def describe_states(jobs: list[JobSpec], results: Path) -> list[tuple[JobSpec, JobState]]:
-    return [(job, job_state(run_dir(results, job.run_id))) for job in jobs]
+    """Each job's state; Slurm-held jobs are described with their scheduler state (see runner.status)."""
+    from vrbench.runner.status import describe_states as describe
+
+    return describe(jobs, results)

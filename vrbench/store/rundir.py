@@ -181,6 +181,10 @@ def claim_is_stale(directory: Path) -> bool:
     except ResultsError:
         # Created but not yet written (O_EXCL then write): give its owner a moment.
         return time.time() - _mtime(path) > 30
+    if data.get("slurm_job_id"):  # held by a Slurm job: the scheduler's state decides (runner/scheduler.py)
+        from vrbench.runner.scheduler import claim_is_stale as slurm_claim_is_stale
+
+        return slurm_claim_is_stale(directory, data, STALE_AFTER_SECONDS)
     if data.get("host") == socket.gethostname():
         launcher = pid_alive(data.get("launcher_pid"), data.get("launcher_start"))
         worker = pid_alive(data.get("worker_pid"), data.get("worker_start"))
