@@ -65,11 +65,24 @@ def test_protocol_groups_cover_the_papers() -> None:
     assert {d.name for d in DATASETS if d.offline} == {"digits", "animal_shapes"}
 
 
-def test_catalogue_import_stays_torch_free() -> None:
-    code = ("import sys, vrbench.datasets, vrbench.datasets.verify, vrbench.data_cli; "
-            "print('torch' in sys.modules)")
+def test_catalogue_and_states_stay_torch_free() -> None:
+    code = ("import sys; from pathlib import Path; from vrbench.datasets import DATASETS; "
+            "from vrbench.datasets.verify import dataset_state; import vrbench.data_cli; "
+            "[dataset_state(d, Path('.')) for d in DATASETS]; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_layout_constants_equal_torchvisions_file_lists() -> None:
+    from torchvision.datasets import CIFAR10, CIFAR100, SVHN
+
+    from vrbench.datasets import layouts
+
+    def files(cls: type) -> tuple[str, ...]:
+        return tuple(name for name, _ in cls.train_list + cls.test_list) + (cls.meta["filename"],)
+
+    assert layouts.CIFAR10_FILES == files(CIFAR10) and layouts.CIFAR100_FILES == files(CIFAR100)
+    assert layouts.SVHN_FILES == (SVHN.split_list["train"][1], SVHN.split_list["test"][1])
 
 
 def test_coop_name_cleaning_rules() -> None:

@@ -21,11 +21,12 @@ import torch
 
 from vrbench.datasets.classnames import ABIDE as CLASSES
 from vrbench.datasets.images import ImageSet, check_image_size, check_split, quantize, resize_float, resolve_data_root
+from vrbench.datasets.layouts import ABIDE_HDF5, ABIDE_PHENOTYPES
 from vrbench.errors import MissingResourceError
 
 FOLDER = "abide"
-HDF5 = "abide.hdf5"
-PHENOTYPES = "Phenotypic_V1_0b_preprocessed1.csv"
+HDF5 = ABIDE_HDF5
+PHENOTYPES = ABIDE_PHENOTYPES
 SIDE = 200
 FEATURES = SIDE * (SIDE - 1) // 2  # 19,900
 TEST_FRACTION = 0.1

@@ -182,6 +182,8 @@ def pip_download(destination: Path, timeout: float = 300.0) -> Path:
 
 def extract_wheel(wheel: Path, folder: Path, verify: bool = True) -> None:
     """Check the wheel (sha256), extract its two data files into folder atomically, and check them."""
+    if not wheel.is_file():
+        raise MissingResourceError(f"{wheel} does not exist; pass the path of the animal-mnist 0.4 wheel")
     if verify and sha256(wheel) != WHEEL_SHA256:
         raise MissingResourceError(f"{wheel} is not the animal-mnist 0.4 wheel vrbench knows (sha256 "
                                    f"{sha256(wheel)}, expected {WHEEL_SHA256})")

@@ -21,45 +21,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from vrbench.datasets.files import FileList, load_files
 from vrbench.datasets.images import ImageSet, check_image_size, resolve_data_root
+from vrbench.datasets.layouts import CLASSNAMES_FILE, FGVC_FOLDER, IMAGENET_LAYOUTS, SPLIT_LAYOUTS
 from vrbench.errors import ConfigError, MissingResourceError
 
-
-@dataclass(frozen=True)
-class SplitLayout:
-    """Where a CoOp split-file dataset keeps its split file and images, relative to its folder."""
-
-    folder: str
-    split_file: str
-    image_dir: str  # "" = the folder itself (StanfordCars)
-
-
-SPLIT_LAYOUTS: dict[str, SplitLayout] = {
-    "flowers102": SplitLayout("oxford_flowers", "split_zhou_OxfordFlowers.json", "jpg"),
-    "dtd": SplitLayout("dtd", "split_zhou_DescribableTextures.json", "images"),
-    "ucf101": SplitLayout("ucf101", "split_zhou_UCF101.json", "UCF-101-midframes"),
-    "food101": SplitLayout("food-101", "split_zhou_Food101.json", "images"),
-    "eurosat": SplitLayout("eurosat", "split_zhou_EuroSAT.json", "2750"),
-    "oxfordpets": SplitLayout("oxford_pets", "split_zhou_OxfordPets.json", "images"),
-    "stanfordcars": SplitLayout("stanford_cars", "split_zhou_StanfordCars.json", ""),
-    "sun397": SplitLayout("sun397", "split_zhou_SUN397.json", "SUN397"),
-    "caltech101": SplitLayout("caltech-101", "split_zhou_Caltech101.json", "101_ObjectCategories"),
-}
-
-FGVC_FOLDER = "fgvc_aircraft"
-CLASSNAMES_FILE = "classnames.txt"
-# name -> (folder, image folder inside it)
-IMAGENET_LAYOUTS: dict[str, tuple[str, str]] = {
-    "imagenet": ("imagenet", "images"),
-    "imagenetv2": ("imagenetv2", "imagenetv2-matched-frequency-format-val"),
-    "imagenet_sketch": ("imagenet-sketch", "images"),
-    "imagenet_a": ("imagenet-adversarial", "imagenet-a"),
-    "imagenet_r": ("imagenet-rendition", "imagenet-r"),
-}
 COOP_SPLITS = ("train", "val", "test")
 
 

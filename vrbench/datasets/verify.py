@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vrbench.datasets import DATASETS, DatasetInfo
-from vrbench.errors import MissingResourceError, VrbenchError
+from vrbench.errors import VrbenchError
 
 LEVELS = ("quick", "headers", "decode")
 MAX_LISTED = 5  # missing or corrupt files named per split; the rest are counted
@@ -52,48 +52,38 @@ def _prepare_fix(name: str) -> str:
 
 def required_paths(info: DatasetInfo, root: Path) -> list[Path]:
     """The files and folders the loader needs; empty for datasets inside installed packages."""
-    from vrbench.datasets import coop
+    from vrbench.datasets import layouts as lay
 
     name = info.name
     root = Path(root)
     if name == "digits":
         return []
     if name == "animal_shapes":
-        from vrbench.datasets.animal_shapes import DATA_FILE, LABEL_FILE
-
-        return [root / info.folder / DATA_FILE, root / info.folder / LABEL_FILE]
-    if name == "cifar10":
-        from vrbench.datasets.cifar import _FILES
-
-        return [root / info.folder / file for file, _ in _FILES]
-    if name == "cifar100":
-        from vrbench.datasets.torchvision_sets import CIFAR100_FILES
-
-        return [root / info.folder / file for file, _ in CIFAR100_FILES]
+        return [root / info.folder / file for file in lay.ANIMAL_FILES]
+    if name in ("cifar10", "cifar100"):
+        return [root / info.folder / file for file in (lay.CIFAR10_FILES if name == "cifar10" else lay.CIFAR100_FILES)]
     if name == "svhn":
-        return [root / "svhn" / "train_32x32.mat", root / "svhn" / "test_32x32.mat"]
+        return [root / "svhn" / file for file in lay.SVHN_FILES]
     if name == "gtsrb":
         base = root / "gtsrb"
         return [base / "GTSRB" / "Training", base / "GTSRB" / "Final_Test" / "Images", base / "GT-final_test.csv"]
     if name == "abide":
-        from vrbench.datasets.abide import HDF5, PHENOTYPES
-
-        return [root / "abide" / HDF5, root / "abide" / PHENOTYPES]
-    if name in coop.SPLIT_LAYOUTS:
-        layout = coop.SPLIT_LAYOUTS[name]
+        return [root / "abide" / lay.ABIDE_HDF5, root / "abide" / lay.ABIDE_PHENOTYPES]
+    if name in lay.SPLIT_LAYOUTS:
+        layout = lay.SPLIT_LAYOUTS[name]
         folder = root / layout.folder
         paths = [folder / layout.split_file]
         return paths + ([folder / layout.image_dir] if layout.image_dir else [])
     if name == "fgvc_aircraft":
-        folder = root / coop.FGVC_FOLDER
+        folder = root / lay.FGVC_FOLDER
         return [folder / "variants.txt", folder / "images"] + [
             folder / f"images_variant_{split}.txt" for split in ("train", "val", "test")]
-    folder_name, image_dir = coop.IMAGENET_LAYOUTS[name]
+    folder_name, image_dir = lay.IMAGENET_LAYOUTS[name]
     folder = root / folder_name
     images = folder / image_dir
     if name == "imagenet":
-        return [folder / coop.CLASSNAMES_FILE, images / "train", images / "val"]
-    return [folder / coop.CLASSNAMES_FILE, images]
+        return [folder / lay.CLASSNAMES_FILE, images / "train", images / "val"]
+    return [folder / lay.CLASSNAMES_FILE, images]
 
 
 def dataset_state(info: DatasetInfo, root: Path) -> tuple[str, str]:
@@ -101,12 +91,13 @@ def dataset_state(info: DatasetInfo, root: Path) -> tuple[str, str]:
     needed = required_paths(info, root)
     if not needed:
         if info.name == "digits":
-            from vrbench.datasets.digits import _data_file
+            import importlib.util
 
-            try:
-                return "ready", str(_data_file())
-            except MissingResourceError as exc:
-                return "missing", str(exc)
+            spec = importlib.util.find_spec("sklearn")  # the same lookup as digits._data_file, without torch
+            if spec is None or not spec.submodule_search_locations:
+                return "missing", "pip install scikit-learn"
+            path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+            return ("ready", str(path)) if path.is_file() else ("missing", f"{path} is missing")
         return "ready", "ships in a package"
     present = [p for p in needed if p.exists()]
     location = str(info.location(root))
