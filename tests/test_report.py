@@ -143,7 +143,7 @@ def test_reference_matching() -> None:
     assert match("padding+ilm", "resnet50", "cifar10").paper_stem == "ilm_vp_cvpr23"
     assert match("padding+ilm", "resnet50", "cifar10", paper="smm_icml24").method == "Pad"
     assert match("padding+rlm", "resnet18", "svhn").method == "RLM-VP"
-    assert match("linear_probe", "resnext101_32x8d_wsl", "dtd").backbone == "resnext101_32x8d_instagram_wsl"
+    assert match("resize+linear_probe", "resnext101_32x8d_wsl", "dtd").backbone == "resnext101_32x8d_instagram_wsl"
     assert match("smm+ilm", "vit_b32", "stanford_cars").table.startswith("Table 12")
     assert match("padding+ilm", "efficientnet_lite0", "cifar10") is None
     assert match("padding+ilm", "resnet18", "digits") is None

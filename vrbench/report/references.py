@@ -27,7 +27,7 @@ BACKBONE_ALIASES: dict[str, str] = {
 }
 
 # Our dataset name -> the CSVs' name, where they differ (identical names need no entry).
-DATASET_ALIASES: dict[str, str] = {}
+DATASET_ALIASES: dict[str, str] = {"oxfordpets": "oxford_pets", "stanfordcars": "stanford_cars"}
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,10 @@ METHOD_ALIASES: dict[str, tuple[RefSource, ...]] = {
     "padding+ilm": (RefSource(_ILM, _ILM_TABLE, "ILM-VP"), *_smm_ilm("Pad")),
     "padding+flm": (RefSource(_ILM, _ILM_TABLE, "FLM-VP"),),
     "padding+rlm": (RefSource(_ILM, _ILM_TABLE, "RLM-VP"),),
-    "linear_probe": (RefSource(_ILM, _ILM_TABLE, "LP"),),
-    "full_finetune": (RefSource(_ILM, _ILM_TABLE, "FF"),),
+    "resize+linear_probe": (RefSource(_ILM, _ILM_TABLE, "LP"),),
+    "finetune+imagenet_head": (RefSource(_ILM, _ILM_TABLE, "FF"),),
+    "narrow+ilm": _smm_ilm("Narrow"),
+    "medium+ilm": _smm_ilm("Medium"),
     "smm+ilm": (*_smm_ilm("SMM"), RefSource(_SMM, _SMM_T10, "SMM+ILM")),
     "full+ilm": (*_smm_ilm("Full"), RefSource(_SMM, _SMM_T10, "Full+ILM")),
     "smm+flm": (RefSource(_SMM, _SMM_T10, "SMM+FLM"),),
@@ -140,7 +142,7 @@ def check_paper(paper: str | None) -> None:
 
 
 def match(method: str, backbone: str, dataset: str, paper: str | None = None,
-          metric: str = METRIC) -> Reference | None:
+          metric: str = METRIC, rows: dict[str, tuple[RefSource, ...]] | None = None) -> Reference | None:
     """The published value for our (method, backbone, dataset), or None when no paper reports it.
 
     With ``paper`` (a CSV stem) only that paper is consulted, so a report compares with the paper its suite
@@ -149,7 +151,8 @@ def match(method: str, backbone: str, dataset: str, paper: str | None = None,
     check_paper(paper)
     ref_backbone = BACKBONE_ALIASES.get(backbone, backbone)
     ref_dataset = DATASET_ALIASES.get(dataset, dataset)
-    sources = METHOD_ALIASES.get(method, ())
+    # A suite's own `reference.rows` name the rows its methods reproduce; they come before the built-in aliases.
+    sources = (*(rows or {}).get(method, ()), *METHOD_ALIASES.get(method, ()))
     if paper is not None:
         sources = tuple(s for s in sources if s.paper == paper)
     else:
