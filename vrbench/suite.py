@@ -176,13 +176,14 @@ def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) ->
 
     jobs: list[JobSpec] = []
     resources: dict[str, dict[str, Any]] = {}
-    combos = [dict(zip(AXES, values, strict=True))
-              for grid in grids for values in itertools.product(*(grid[axis] for axis in AXES))]
-    for combo in combos:
+    combos = [(dict(zip(AXES, values, strict=True)), grid_settings)
+              for grid, grid_settings in grids for values in itertools.product(*(grid[axis] for axis in AXES))]
+    for combo, grid_settings in combos:
         settings = dict(defaults)
         for match, changes in overrides:
             if all(combo[key] in allowed for key, allowed in match.items()):
                 settings.update(changes)
+        settings.update(grid_settings)  # a grid's own `set` is the most specific
         job = _resolve_job(protocol, combo, settings, loc)
         if job.run_id not in resources:  # the same job listed twice by the grid runs once
             resources[job.run_id] = dict(resource_defaults)
@@ -203,8 +204,12 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _parse_grids(grid: Any, loc: _Locator) -> list[dict[str, list[Any]]]:
-    """A grid, or a list of grids whose job lists are concatenated (e.g. VR methods plus the baselines)."""
+def _parse_grids(grid: Any, loc: _Locator) -> list[tuple[dict[str, list[Any]], dict[str, Any]]]:
+    """A grid, or a list of grids whose job lists are concatenated (e.g. VR methods plus the baselines).
+
+    Each grid may carry its own `set:` of hyperparameters (applied after the overrides), for a variant such as
+    an ablation that differs from another grid's jobs only in its settings.
+    """
     if isinstance(grid, list):
         if not grid:
             raise loc.error("'grid' is an empty list", "grid")
@@ -212,20 +217,21 @@ def _parse_grids(grid: Any, loc: _Locator) -> list[dict[str, list[Any]]]:
     return [_parse_grid(grid, loc, ("grid",))]
 
 
-def _parse_grid(grid: Any, loc: _Locator, path: tuple) -> dict[str, list[Any]]:
+def _parse_grid(grid: Any, loc: _Locator, path: tuple) -> tuple[dict[str, list[Any]], dict[str, Any]]:
     if not isinstance(grid, dict):
         raise loc.error("'grid' must be a mapping of axes to lists (or a list of such mappings)", *path)
-    _check_keys(grid, AXES, "grid axis", loc, *path)
+    _check_keys(grid, [*AXES, "set"], "grid axis", loc, *path)
+    settings = _parse_settings(grid.get("set") or {}, loc, (*path, "set"))
     for axis in AXES:
         if axis not in grid:
             raise loc.error(f"the grid needs the axis '{axis}'", *path)
-    parsed = {axis: _as_list(grid[axis]) for axis in AXES}
+    parsed = {axis: _as_list(grid[axis]) for axis in AXES}  # "set" is not an axis
     for axis, values in parsed.items():
         if not values:
             raise loc.error(f"grid axis '{axis}' is empty", *path, axis)
         for index, value in enumerate(values):
             _check_axis_value(axis, value, loc, (*path, axis, index))
-    return parsed
+    return parsed, settings
 
 
 def _check_axis_value(axis: str, value: Any, loc: _Locator, path: tuple) -> None:
