@@ -58,3 +58,13 @@ grid:
     first, second = suite.jobs
     assert first.config["mask_channels"] == 3 and second.config["mask_channels"] == 1
     assert first.method == "smm+ilm" and second.method == "one" and first.run_id != second.run_id
+
+
+def test_ls_references_lists_the_packaged_tables() -> None:
+    from tests.conftest import run_cli
+
+    listing = run_cli("ls", "references")
+    assert listing.returncode == 0, listing.stderr
+    for stem, rows in (("ilm_vp_cvpr23", "169"), ("smm_icml24", "352"), ("promptsrc_iccv23", "738")):
+        line = next(line for line in listing.stdout.splitlines() if stem in line)
+        assert rows in line

@@ -288,11 +288,12 @@ class Listing(str, Enum):
     backbones = "backbones"
     datasets = "datasets"
     suites = "suites"
+    references = "references"
 
 
 @app.command("ls")
 def ls(what: Annotated[Listing, typer.Argument(help="what to list")]) -> None:
-    """List the registered methods, backbones, datasets, or the suites in ./suites."""
+    """List the registered methods, backbones, datasets, the published reference tables, or ./suites."""
     table = Table(title=what.value, title_justify="left")
     if what is Listing.methods:
         from vrbench.methods import INPUTS, MAPPINGS
@@ -319,6 +320,18 @@ def ls(what: Annotated[Listing, typer.Argument(help="what to list")]) -> None:
         for d in DATASETS:
             table.add_row(d.name, str(d.num_classes), str(d.train_size), str(d.test_size), str(d.vr_image_size),
                           d.source, "yes" if d.offline else "no")
+    elif what is Listing.references:
+        from collections import Counter
+
+        from vrbench.report.references import load_references
+
+        for column in ("paper", "rows", "tables (rows)", "confidence"):
+            table.add_column(column, overflow="fold")
+        for stem, rows in load_references().items():
+            tables = Counter(row.table for row in rows)
+            confidence = Counter(row.confidence for row in rows)
+            table.add_row(stem, str(len(rows)), "; ".join(f"{t} ({n})" for t, n in tables.items()) or "(none yet)",
+                          ", ".join(f"{c}: {n}" for c, n in confidence.items()) or "-")
     else:
         import yaml
 
