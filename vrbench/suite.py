@@ -324,6 +324,18 @@ def _check_type(key: str, value: Any, kind: str, loc: _Locator, path: tuple) -> 
     raise AssertionError(f"unhandled parameter kind {kind}")
 
 
+def _parse_match(match: Any, loc: _Locator, path: tuple) -> dict[str, list[Any]]:
+    """An override's `match`: grid axes to a value or a list of values, each a known name."""
+    if not isinstance(match, dict):
+        raise loc.error("'match' must map grid axes to a value or a list of values", *path, "match")
+    _check_keys(match, AXES, "match axis", loc, *path, "match")
+    allowed = {axis: _as_list(values) for axis, values in match.items()}
+    for axis, values in allowed.items():
+        for value_index, value in enumerate(values):
+            _check_axis_value(axis, value, loc, (*path, "match", axis, value_index))
+    return allowed
+
+
 def _parse_overrides(overrides: Any, loc: _Locator) -> list[tuple[dict[str, list[Any]], dict[str, Any]]]:
     if not isinstance(overrides, list):
         raise loc.error("'overrides' must be a list of {match: ..., set: ...} entries", "overrides")
@@ -333,14 +345,7 @@ def _parse_overrides(overrides: Any, loc: _Locator) -> list[tuple[dict[str, list
         if not isinstance(entry, dict):
             raise loc.error("each override must be a mapping with 'match' and 'set'", *path)
         _check_keys(entry, ("match", "set"), "override key", loc, *path)
-        match = entry.get("match") or {}
-        if not isinstance(match, dict):
-            raise loc.error("'match' must map grid axes to a value or a list of values", *path, "match")
-        _check_keys(match, AXES, "match axis", loc, *path, "match")
-        allowed = {axis: _as_list(values) for axis, values in match.items()}
-        for axis, values in allowed.items():
-            for value_index, value in enumerate(values):
-                _check_axis_value(axis, value, loc, (*path, "match", axis, value_index))
+        allowed = _parse_match(entry.get("match") or {}, loc, path)
         if "set" not in entry:
             raise loc.error("an override needs 'set'", *path)
         parsed.append((allowed, _parse_settings(entry["set"], loc, (*path, "set"))))
@@ -373,14 +378,7 @@ def _parse_resources(section: Any, loc: _Locator) -> tuple[dict[str, Any], list[
         if not isinstance(entry, dict) or "set" not in entry:
             raise loc.error("each resource override must be a mapping with 'match' and 'set'", *path)
         _check_keys(entry, ("match", "set"), "override key", loc, *path)
-        match = entry.get("match") or {}
-        if not isinstance(match, dict):
-            raise loc.error("'match' must map grid axes to a value or a list of values", *path, "match")
-        _check_keys(match, AXES, "match axis", loc, *path, "match")
-        allowed = {axis: _as_list(values) for axis, values in match.items()}
-        for axis, values in allowed.items():
-            for value_index, value in enumerate(values):
-                _check_axis_value(axis, value, loc, (*path, "match", axis, value_index))
+        allowed = _parse_match(entry.get("match") or {}, loc, path)
         parsed.append((allowed, checked(entry["set"], *path, "set")))
     return defaults, parsed
 
