@@ -139,3 +139,11 @@ def test_prepare_says_ready_and_groups_expand(tmp_path: Path) -> None:
     assert "animal_shapes" in result.output  # the group includes it; the missing wheel is one line
     unknown = _invoke("verify", "dtdd", "--data-root", str(tmp_path))
     assert unknown.exit_code == 2 and "Did you mean 'dtd'?" in unknown.output
+
+
+def test_a_job_with_download_and_no_network_gets_the_same_one_line(tmp_path: Path) -> None:
+    from vrbench.datasets import DATASETS
+    from vrbench.errors import MissingResourceError
+
+    with pytest.raises(MissingResourceError, match="^no network: could not download https://www.robots.ox.ac.uk"):
+        DATASETS.get("dtd").load("train", 32, tmp_path, True)

@@ -191,8 +191,11 @@ def file_list(name: str, split: str, data_root: Path | None) -> FileList:
 
 def load(name: str, split: str, image_size: int, data_root: Path | None = None, download: bool = False) -> ImageSet:
     """Decode one split at ``image_size`` through the decoded-image cache."""
-    del download  # `vrbench data prepare` downloads; a training job never does for these datasets
     check_image_size(image_size, name)
+    if download:  # `--download`: what `vrbench data prepare NAME` does (a no-op when the dataset is ready)
+        from vrbench.datasets.prepare import prepare_dataset
+
+        prepare_dataset(name, resolve_data_root(data_root).absolute())
     return load_files(file_list(name, split, data_root), image_size)
 
 
