@@ -57,3 +57,12 @@ def check_resource(key: str, value: Any) -> str | None:
         "string": isinstance(value, str) and bool(value.strip()),
     }[kind]
     return None if ok else f"resource '{key}' must be a {kind}, got {value!r}"
+
+
+def merge_resources(suite: Resources | None, command_line: Resources | None) -> Resources:
+    """Built-in default < the suite's `resources:` < the command line (the most specific intent wins)."""
+    merged = Resources(timeout_min=DEFAULT_TIMEOUT_MIN)
+    for layer in (suite, command_line):
+        if layer is not None:
+            merged = merged.updated(layer.as_dict())
+    return merged

@@ -6,12 +6,13 @@ and submits one array per set of resources (an array shares one set); each array
 everything from disk and write only their own run directory; the Slurm job id is kept in claim.json (so any
 `vrbench` process can ask Slurm whether the claim is still held) and in slurm.json (a record of submissions).
 
-Preemption and time limits: submitit sends SIGUSR2 before the limit (and Slurm sends SIGTERM on preemption);
-the task stops its worker, which has a checkpoint from its last finished epoch, and submitit requeues the task,
-which resumes the job from that checkpoint. Workers ignore SIGTERM and SIGUSR2 themselves so that only this
-wrapper decides. A task that Slurm ends without a result (scancel, node failure, out of memory) leaves its
-claim behind; whoever looks next (the launcher with --wait, `vrbench status`, `vrbench collect`, a re-run)
-sees from Slurm's state that it ended, and the job becomes runnable again.
+Preemption and time limits: submitit has Slurm send SIGUSR2 shortly before the time limit; the task (only
+it: workers ignore SIGUSR2) stops its worker, which keeps the checkpoint of its last finished epoch, and
+requeues itself, and the requeued task resumes the job from that checkpoint. On preemption or scancel, Slurm's
+SIGTERM stops the worker at once; the task keeps the job's claim and waits for Slurm to requeue or end it.
+A task that Slurm ends without a result (scancel, node failure, out of memory) leaves its claim behind;
+whoever looks next (the launcher with --wait, `vrbench status`, `vrbench collect`, a re-run) sees from
+Slurm's state that it ended, and the job becomes runnable again.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from vrbench.errors import ConfigError, ResultsError
 from vrbench.jobs import JobSpec
 from vrbench.runner import scheduler
 from vrbench.runner.common import Listener, RunSummary, death_reason, pending_jobs, record_failure, worker_command
-from vrbench.runner.resources import DEFAULT_TIMEOUT_MIN, Resources
+from vrbench.runner.resources import DEFAULT_TIMEOUT_MIN, Resources, merge_resources
 from vrbench.store.rundir import (
     CLAIM,
     ERROR,
@@ -41,6 +42,7 @@ from vrbench.store.rundir import (
     Claim,
     atomic_write_json,
     now_iso,
+    pid_alive,
     read_json,
     read_progress,
     run_dir,
@@ -92,10 +94,16 @@ class Submitted:
 # --------------------------------------------------------------------------------------- on the node
 
 
+# A worker that ends with one of these was stopped (scancel, preemption, the requeue path), not broken.
+INTERRUPTED_CODES = frozenset({130, -signal.SIGINT, -signal.SIGTERM})
+# After its worker was stopped, a task waits this long for Slurm's next move (requeue signal or SIGKILL).
+LINGER_SECONDS = 120
+
+
 def _worker_signals() -> None:
-    """In the worker before exec: leave SIGTERM and the requeue signal to the task wrapper; SIGINT stops it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """In the worker before exec: the requeue signal is for the task wrapper only; SIGINT and SIGTERM stop it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python then turns SIGINT into KeyboardInterrupt
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(_requeue_signal(), signal.SIG_IGN)
 
 
@@ -147,6 +155,8 @@ class SlurmTask:
             code = self._run_worker(directory, threads)
             if (directory / RESULT).exists():
                 outcome[directory.name] = "done"
+            elif code in INTERRUPTED_CODES:
+                self._linger(directory.name, code)
             else:
                 if not (directory / ERROR).exists():
                     record_failure(directory, directory.name, death_reason(code), code,
@@ -155,15 +165,35 @@ class SlurmTask:
             claim.release()
         return outcome
 
+    @staticmethod
+    def _linger(run_id: str, code: int) -> None:
+        """The worker was stopped by a signal: Slurm is cancelling, preempting or requeueing this task.
+
+        Keep the claim (the job is unfinished, not failed) and wait for Slurm's next move: submitit's requeue
+        handler or SIGKILL ends this process. If neither comes, end the task; its jobs stay claimed by a Slurm
+        job that has ended, which any later look (status, collect, a re-run) sees, and a re-run resumes them.
+        """
+        print(f"{now_iso()} {run_id}: worker stopped by a signal (exit {code}); waiting for Slurm", flush=True)
+        deadline = time.monotonic() + LINGER_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+        raise RuntimeError(f"{run_id}: worker stopped by a signal (exit {code}) and Slurm neither requeued nor "
+                           "ended this task; a re-run resumes its unfinished jobs")
+
     def _run_worker(self, directory: Path, threads: str) -> int:
         env = {**os.environ, "OMP_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
         with open(directory / LOG, "a", encoding="utf-8") as log:
             log.write(f"\n=== {now_iso()} worker started by Slurm task {_own_job_id()} on {os.uname().nodename}\n")
             log.flush()
-            self._process = subprocess.Popen(worker_command(directory), stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, env=env, preexec_fn=_worker_signals)
+            process = subprocess.Popen(worker_command(directory), stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, env=env, preexec_fn=_worker_signals)
+            self._process = process
             try:
-                return self._process.wait()
+                # Polling, not wait(): a blocking wait holds Popen's lock, and submitit's signal handler
+                # (checkpoint below) runs on this thread while it is held.
+                while (code := process.poll()) is None:
+                    time.sleep(0.2)
+                return code
             finally:
                 self._process = None
 
@@ -172,13 +202,15 @@ class SlurmTask:
         from submitit.helpers import DelayedSubmission
 
         process = self._process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGINT)  # KeyboardInterrupt: the worker exits without recording a failure
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        # This runs inside a signal handler that interrupted __call__, so it never touches Popen's lock: plain
+        # kill(2) and /proc. SIGINT makes the worker exit without recording a failure (KeyboardInterrupt).
+        if process is not None and pid_alive(process.pid):
+            os.kill(process.pid, signal.SIGINT)
+            deadline = time.monotonic() + 60
+            while pid_alive(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if pid_alive(process.pid):
+                os.kill(process.pid, signal.SIGKILL)
         print(f"{now_iso()} task {_own_job_id()} checkpointed: requeued, its jobs resume from their last epoch",
               flush=True)
         return DelayedSubmission(SlurmTask(), pack)
@@ -217,9 +249,7 @@ class SlurmRunner:
 
     def resources_for(self, job: JobSpec) -> Resources:
         """Built-in default < suite (`resources:`) < command line."""
-        merged = Resources(timeout_min=DEFAULT_TIMEOUT_MIN)
-        merged = merged.updated(self.suite_resources.get(job.run_id, Resources()).as_dict())
-        return merged.updated(self.options.resources.as_dict())
+        return merge_resources(self.suite_resources.get(job.run_id), self.options.resources)
 
     def run(self) -> RunSummary:
         queue = pending_jobs(self.jobs, self.options.results, self.listener, self.summary)

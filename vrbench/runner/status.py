@@ -71,14 +71,30 @@ def slurm_job_state(directory: Path, claim: dict[str, Any],
                                       "heartbeat)".strip())
     task = states[job_id]
     if task.live:
+        if task.queued:
+            reason = f" ({task.reason})" if task.reason and task.reason != "None" else ""
+            return JobState("queued", f"Slurm {job_id} {task.state.lower()}{reason}")
+        ahead = _ahead_in_pack(directory)
+        if ahead:
+            return JobState("queued", f"Slurm {job_id} runs {ahead} first (packed task)")
         progress = read_progress(directory)
-        ours = _mtime(directory / PROGRESS) >= _mtime(directory / CLAIM) - 1
-        if task.queued or not (progress and ours):
-            why = task.reason if task.queued else "running an earlier job of its packed task"
-            return JobState("queued", f"Slurm {job_id} {task.state.lower()}" + (f" ({why})" if why else ""))
-        epoch = f"epoch {progress.get('epoch', '?')}/{progress.get('epochs', '?')}, "
-        return JobState("running", f"{epoch}Slurm {job_id} on {task.node or '?'}")
+        if progress and _mtime(directory / PROGRESS) >= _mtime(directory / CLAIM) - 1:
+            where = f"epoch {progress.get('epoch', '?')}/{progress.get('epochs', '?')}, "
+        else:
+            where = "starting, "
+        return JobState("running", f"{where}Slurm {job_id} on {task.node or '?'}")
     return JobState("failed", ended_detail(directory, job_id, task))
+
+
+def _ahead_in_pack(directory: Path) -> str | None:
+    """The unfinished job that runs before this one in its packed array task, if any."""
+    pack = _record(directory).get("packed_with") or []
+    if directory.name not in pack:
+        return None
+    for run_id in pack[:pack.index(directory.name)]:
+        if not (directory.parent / run_id / RESULT).exists() and not (directory.parent / run_id / ERROR).exists():
+            return run_id
+    return None
 
 
 def ended_detail(directory: Path, job_id: str, task: scheduler.TaskState) -> str:
