@@ -100,6 +100,15 @@ def test_verify_wrong_class_count_and_array_datasets(tmp_path: Path) -> None:
                         "test split has 100 images, documented size is 10000"]
 
 
+def test_count_differences_are_errors_only_for_official_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_coop_dataset("dtd", tmp_path, per_class=(1, 1, 1), image_size=(8, 8))
+    assert {p.severity for p in verify_dataset("dtd", tmp_path)} == {"warning"}  # checksums off: own files
+    assert _invoke("verify", "dtd", "--data-root", str(tmp_path)).exit_code == 0
+    monkeypatch.setenv("VRBENCH_VERIFY_CHECKSUMS", "1")
+    assert {p.severity for p in verify_dataset("dtd", tmp_path)} == {"error"}
+    assert _invoke("verify", "dtd", "--data-root", str(tmp_path)).exit_code == 1
+
+
 def test_verify_checks_cifar100_md5_when_checksums_are_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_cifar100(tmp_path, n_train=10, n_test=10)
     monkeypatch.setenv("VRBENCH_VERIFY_CHECKSUMS", "1")
