@@ -156,3 +156,20 @@ def test_a_job_with_download_and_no_network_gets_the_same_one_line(tmp_path: Pat
 
     with pytest.raises(MissingResourceError, match="^no network: could not download https://www.robots.ox.ac.uk"):
         DATASETS.get("dtd").load("train", 32, tmp_path, True)
+
+
+def test_fewshot_command_writes_checksummed_index_files(tmp_path: Path) -> None:
+    write_coop_dataset("dtd", tmp_path, per_class=(3, 2, 1), image_size=(8, 8))
+    result = _invoke("fewshot", "dtd", "--data-root", str(tmp_path), "--shots", "2", "--seeds", "1", "--seeds", "3")
+    assert result.exit_code == 0, result.output
+    written = sorted((tmp_path / "dtd" / "split_fewshot_vrbench").glob("*.json"))
+    assert [p.name for p in written] == ["shot_2-seed_1.json", "shot_2-seed_3.json"]
+    record = json.loads(written[0].read_text())
+    assert len(record["train"]) == 2 * 47 and len(record["val"]) == 2 * 47 and len(record["sha256"]) == 64
+
+
+def test_manual_dataset_with_images_still_prints_its_steps_offline(tmp_path: Path) -> None:
+    (tmp_path / "stanford_cars" / "cars_train").mkdir(parents=True)
+    result = _invoke("prepare", "stanfordcars", "--data-root", str(tmp_path))
+    assert result.exit_code == 0 and "cars_train/" in result.output and "split file not fetched: no network" in \
+        result.output

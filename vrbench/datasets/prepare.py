@@ -299,8 +299,11 @@ def prepare_dataset(name: str, root: Path, wheel: Path | None = None, force: boo
         lines = [f"{name}: cannot be downloaded automatically; do this:"]
         lines += [f"  {i}. {step.replace('<root>', str(root))}" for i, step in enumerate(MANUAL_STEPS[name], 1)]
         if name in SPLIT_DRIVE_IDS and (root / info.folder).is_dir():
-            fetch_split_file(name, root)
-            lines.append(f"  fetched {name}'s CoOp split file")
+            try:
+                fetch_split_file(name, root)
+                lines.append(f"  fetched {name}'s CoOp split file")
+            except MissingResourceError as exc:
+                lines.append(f"  split file not fetched: {exc}")
         return PrepareResult(name, "manual", lines)
     # "download": original archives, then CoOp's split file where the dataset has one
     lines = []
