@@ -36,6 +36,9 @@ class DatasetInfo:
     prepare: str = "manual"  # one of PREPARE_KINDS
     split_source: str = ""  # where the train/val/test split comes from
     sizes_note: str = ""  # provenance of the documented sizes, when they are not exact facts of the loader
+    # Where padding VR may also draw inside the image box: "lower_triangle" for ABIDE, whose data fills only the
+    # strict upper triangle (ILM-VP's ABIDE.get_mask(), spec §1.1); None: nowhere (natural images).
+    vr_image_mask: str | None = None
 
     def load(self, split: str, image_size: int, data_root, download: bool = False):  # -> ImageSet
         return load_object(self.loader)(split, image_size, data_root, download)

@@ -131,6 +131,7 @@ _add(DatasetInfo(
     homepage="https://github.com/lsa-pucrs/acerta-abide", prepare="manual",
     split_source="ILM-VP: train_test_split(test_size=0.1, stratify=y, random_state=1)",
     sizes_note="1,035 subjects in acerta-abide's abide.hdf5 (ext.; not stated in the VR repos): 931 / 104",
+    vr_image_mask="lower_triangle",
 ))
 
 # ---------------------------------------------------------------- prompt-learning protocol only

@@ -47,6 +47,17 @@ class PaddingVR(InputTransform):
         return (x - self.mean) / self.std
 
 
+IMAGE_MASKS = {
+    # ones on the lower triangle and the diagonal: the pattern may also cover the half of ABIDE's connectivity
+    # matrix that holds no data (ILM-VP's ABIDE.get_mask())
+    "lower_triangle": lambda size: torch.tril(torch.ones(size, size)),
+}
+
+
 def build_padding(config: dict, backbone) -> PaddingVR:
     """Engine entry point: the canvas defaults to the backbone's input size (224 for ResNets)."""
-    return PaddingVR(config["image_size"], config["canvas"], backbone.mean, backbone.std)
+    from vrbench.datasets import DATASETS
+
+    mask_kind = DATASETS.get(config["dataset"]).vr_image_mask
+    image_mask = IMAGE_MASKS[mask_kind](config["image_size"]) if mask_kind else None
+    return PaddingVR(config["image_size"], config["canvas"], backbone.mean, backbone.std, image_mask)
