@@ -1,8 +1,9 @@
 """Asking Slurm what became of a job, without submitit and without torch (`vrbench status` uses this).
 
 One `squeue --states=all` call per poll answers for a whole array: live tasks (pending, running, requeued...)
-and, for MinJobAge after they end, their final state (COMPLETED, CANCELLED, TIMEOUT, OUT_OF_MEMORY...). A task
-Slurm no longer lists has ended; `sacct` can name its final state where accounting is enabled. Answers are
+and, for MinJobAge after they end, their final state (COMPLETED, CANCELLED, TIMEOUT, OUT_OF_MEMORY...) and
+end time (an end that a requeue may still undo counts only after a grace period). A task Slurm no longer lists
+has ended; `sacct` can name its final state where accounting is enabled. Answers are
 cached for a moment so that a status over hundreds of jobs asks Slurm once. When Slurm cannot be asked at
 all (no squeue on this machine, controller down) callers get None and fall back to the job's heartbeat.
 """
@@ -14,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,11 @@ ENDED_STATES = frozenset({"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "OUT_OF
                           "BOOT_FAIL", "DEADLINE", "REVOKED", "ENDED"})
 QUEUED_STATES = frozenset({"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "SPECIAL_EXIT",
                            "RESV_DEL_HOLD", "POWER_UP_NODE"})
+# A task seen in one of these states may still come back: submitit requeues a task from its signal handler
+# after the batch step may already have ended (FAILED/COMPLETED), and Slurm requeues preempted jobs and jobs
+# of failed nodes. Such an end counts only once it is this old; CANCELLED, TIMEOUT, OUT_OF_MEMORY are final.
+MAY_BE_REQUEUED = frozenset({"COMPLETED", "FAILED", "PREEMPTED", "NODE_FAIL"})
+REQUEUE_GRACE_SECONDS = 30.0
 CACHE_SECONDS = 2.0
 _TIMEOUT = 30
 
@@ -33,6 +40,7 @@ class TaskState:
     state: str  # Slurm's state name; "ENDED" when Slurm no longer knows the job and sacct cannot say more
     reason: str = ""
     node: str = ""
+    ended_at: float | None = None  # epoch seconds, when Slurm says when it ended
 
     @property
     def live(self) -> bool:
@@ -41,6 +49,15 @@ class TaskState:
     @property
     def queued(self) -> bool:
         return self.state in QUEUED_STATES
+
+    @property
+    def final(self) -> bool:
+        """Ended for good: no requeue can bring it back any more."""
+        if self.live:
+            return False
+        if self.state in MAY_BE_REQUEUED and self.ended_at is not None:
+            return time.time() - self.ended_at >= REQUEUE_GRACE_SECONDS
+        return True
 
 
 _cache: dict[str, tuple[float, dict[str, TaskState]]] = {}
@@ -97,7 +114,7 @@ def _squeue(arrays: list[str]) -> dict[str, TaskState] | None:
     if not slurm_available():
         return None
     out = _run(["squeue", "--noheader", "--array", "--states=all", "--jobs=" + ",".join(arrays),
-                "--format=%i|%T|%r|%N"])
+                "--format=%i|%T|%r|%N|%e"])
     if out is None:
         return None
     if out.returncode != 0:
@@ -107,12 +124,18 @@ def _squeue(arrays: list[str]) -> dict[str, TaskState] | None:
         return None
     states = {}
     for line in out.stdout.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) >= 2 and parts[0]:
-            task = TaskState(parts[0], parts[1], parts[2] if len(parts) > 2 else "",
-                             parts[3] if len(parts) > 3 else "")
-            states[task.job_id] = task
+        parts = line.strip().split("|") + ["", "", ""]
+        if parts[0] and parts[1]:
+            states[parts[0]] = TaskState(parts[0], parts[1], parts[2], parts[3], _timestamp(parts[4]))
     return states
+
+
+def _timestamp(text: str) -> float | None:
+    """Slurm's local-time ISO stamps ("2026-11-22T08:31:45"); None for N/A, Unknown, None."""
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        return None
 
 
 def _sacct(job_ids: list[str]) -> dict[str, TaskState]:
@@ -137,7 +160,7 @@ def claim_is_stale(directory: Path, data: dict[str, Any], heartbeat_seconds: flo
     if states is None:
         newest = max(_mtime(directory / "claim.json"), _mtime(directory / "progress.json"))
         return time.time() - newest > heartbeat_seconds
-    return not states[str(data["slurm_job_id"])].live
+    return states[str(data["slurm_job_id"])].final
 
 
 def first_error_line(path: str | Path | None, limit: int = 300) -> str:

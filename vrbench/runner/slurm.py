@@ -206,7 +206,7 @@ class SlurmTask:
         # kill(2) and /proc. SIGINT makes the worker exit without recording a failure (KeyboardInterrupt).
         if process is not None and pid_alive(process.pid):
             os.kill(process.pid, signal.SIGINT)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 20
             while pid_alive(process.pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
             if pid_alive(process.pid):
@@ -389,7 +389,7 @@ class SlurmRunner:
         if finished is not None:
             return finished
         task = states.get(item.slurm_job_id) if states else None
-        if task is not None and not task.live:
+        if task is not None and task.final:
             # Files first: the worker may have finished between the two looks.
             finished = self._finished(item, task_ended=True)
             if finished is not None:

@@ -70,6 +70,8 @@ def slurm_job_state(directory: Path, claim: dict[str, Any],
         return JobState(state.status, f"{state.detail} (Slurm {job_id}; squeue unavailable here, judged by "
                                       "heartbeat)".strip())
     task = states[job_id]
+    if not task.live and not task.final:
+        return JobState("running", f"Slurm {job_id} {task.state} just now; it may be requeued (checkpointed)")
     if task.live:
         if task.queued:
             reason = f" ({task.reason})" if task.reason and task.reason != "None" else ""
@@ -132,7 +134,7 @@ def reconcile(results: Path) -> list[str]:
     for directory, data in claims.items():
         job_id = str(data["slurm_job_id"])
         task = states[job_id]
-        if task.live:
+        if not task.final:
             continue
         if not (directory / ERROR).exists():
             line = scheduler.first_error_line(_record(directory).get("stderr"))
