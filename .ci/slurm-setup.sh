@@ -90,14 +90,21 @@ InactiveLimit=0
 NodeName=$NODE CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
+running() { pgrep -x "$1" >/dev/null 2>&1; }
+
 if ! cmp -s "$CONF.new" "$CONF"; then
   mv "$CONF.new" "$CONF"
   log "wrote $CONF (node $NODE: CPUs=$cpus RealMemory=$mem_mb)"
+  # Daemons started from an older config (another hostname, other CPUs) must not keep it: restart ours.
+  for daemon in slurmd slurmctld; do
+    if [ -s "$RUN/$daemon.pid" ] && kill "$(cat "$RUN/$daemon.pid")" 2>/dev/null; then
+      log "stopping $daemon to load the new config"
+      for _ in $(seq 50); do running "$daemon" || break; sleep 0.1; done
+    fi
+  done
 else
   rm -f "$CONF.new"
 fi
-
-running() { pgrep -x "$1" >/dev/null 2>&1; }
 
 if ! running slurmctld; then
   log "starting slurmctld"
