@@ -17,6 +17,8 @@ Slurm's state that it ended, and the job becomes runnable again.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import shutil
@@ -296,18 +298,18 @@ class SlurmRunner:
         groups: dict[tuple, list[Submitted]] = {}
         for item in claimed:
             groups.setdefault(item.resources.key(), []).append(item)
-        for items in groups.values():
-            # Packed jobs that share a backbone and dataset reuse the node's file cache.
-            items.sort(key=lambda i: (i.job.config["backbone"], i.job.config["dataset"]))
-            size = self.options.jobs_per_task
-            packs = [items[start:start + size] for start in range(0, len(items), size)]
-            try:
+        try:
+            for items in groups.values():
+                # Packed jobs that share a backbone and dataset reuse the node's file cache.
+                items.sort(key=lambda i: (i.job.config["backbone"], i.job.config["dataset"]))
+                size = self.options.jobs_per_task
+                packs = [items[start:start + size] for start in range(0, len(items), size)]
                 self._submit_array(items[0].resources, packs)
-            except BaseException:
-                for item in items:
-                    if not item.slurm_job_id:
-                        item.claim.release()
-                raise
+        except BaseException:
+            for item in claimed:  # what was not submitted is free again; what was stays with its Slurm job
+                if not item.slurm_job_id:
+                    item.claim.release()
+            raise
 
     def _executor(self, resources: Resources, per_task: int) -> Any:
         import submitit
@@ -337,7 +339,8 @@ class SlurmRunner:
         executor = self._executor(resources, max(len(pack) for pack in packs))
         arguments = [[{"run_dir": str(item.directory), "token": item.claim.token} for item in pack] for pack in packs]
         try:
-            handles = executor.map_array(SlurmTask(), arguments)
+            with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes sbatch's stderr; we say it once
+                handles = executor.map_array(SlurmTask(), arguments)
         except Exception as exc:  # noqa: BLE001 - sbatch's refusal (bad partition, limits) becomes one message
             text = str(exc).strip().splitlines()
             detail = next((line for line in text if "error" in line.lower()), text[-1] if text else repr(exc))
