@@ -79,21 +79,47 @@ def test_cifar_format_smoke_suite_runs_ingests_reports_and_skips_on_rerun(tmp_pa
         assert log.count("worker started") == 1
 
 
-def test_a_failing_job_is_recorded_and_the_suite_goes_on(tmp_path: Path) -> None:
+def test_missing_data_stops_the_run_before_any_job_starts(tmp_path: Path) -> None:
     suite = write_suite(tmp_path, """
-name: half-broken
+name: no-data
 grid: {input: padding, mapping: flm, backbone: efficientnet_lite0, dataset: [cifar10, digits], seed: 0}
 defaults: {epochs: 1, batch_size: 32, subset: {train: 40, test: 40}, canvas: 48}
 """)
     results = tmp_path / "results"
-    empty = tmp_path / "no-data-here"
-    run = run_cli("run", str(suite), "--results", str(results), "--data-root", str(empty), cwd=tmp_path)
-    assert run.returncode == 1
-    cifar_job, digits_job = load_suite(suite).jobs
-    assert (results / "runs" / digits_job.run_id / "result.json").exists()
-    error = json.loads((results / "runs" / cifar_job.run_id / "error.json").read_text())
-    assert error["error_type"] == "MissingResourceError"
-    assert "Traceback" in error["traceback"]
+    run = run_cli("run", str(suite), "--results", str(results), "--data-root", str(tmp_path / "nothing"),
+                  cwd=tmp_path)
+    assert run.returncode == 2
+    assert "not ready" in run.stderr and "cifar10" in run.stderr and "Traceback" not in run.stderr
+    assert not (results / "runs").exists()
+
+
+def test_damaged_data_is_reported_by_the_preflight_check_not_a_traceback(tmp_path: Path, cifar_root: Path) -> None:
+    suite = write_suite(tmp_path, CIFAR_SUITE)
+    batch = cifar_root / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(batch.read_bytes()[:100])  # truncated; checksums are off for this user-built copy
+    run = run_cli("run", str(suite), "--results", str(tmp_path / "results"), "--data-root", str(cifar_root),
+                  cwd=tmp_path)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "UnpicklingError" in run.stderr and "cifar10" in run.stderr
+
+
+def test_a_failing_job_is_recorded_and_the_suite_goes_on(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, """
+name: half-broken
+grid: {input: padding, mapping: flm, backbone: [resnet18, efficientnet_lite0], dataset: digits, seed: 0}
+defaults: {epochs: 1, batch_size: 32, subset: {train: 40, test: 40}, canvas: 48}
+""")
+    # No ResNet-18 weights in this TORCH_HOME and no way to download them here: that job fails in its worker,
+    # with the message saying what to fetch; the EfficientNet job still runs.
+    results = tmp_path / "results"
+    run = run_cli("run", str(suite), "--results", str(results), cwd=tmp_path,
+                  env={"TORCH_HOME": str(tmp_path / "torch-home")})
+    assert run.returncode == 1, run.stdout + run.stderr
+    resnet_job, lite_job = load_suite(suite).jobs
+    assert (results / "runs" / lite_job.run_id / "result.json").exists()
+    error = json.loads((results / "runs" / resnet_job.run_id / "error.json").read_text())
+    assert error["error_type"] == "MissingResourceError" and "Traceback" in error["traceback"]
+    assert "resnet18" in error["message"]
     status = run_cli("status", str(suite), "--results", str(results), cwd=tmp_path)
     assert "failed" in status.stdout and "MissingResourceError" in status.stdout
     assert "done" in status.stdout

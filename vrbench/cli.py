@@ -6,7 +6,6 @@ processes that `run` starts do.
 
 from __future__ import annotations
 
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -16,11 +15,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vrbench.errors import ConfigError, VrbenchError
+from vrbench.errors import ConfigError, MissingResourceError, VrbenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark harness and leaderboard runner for visual reprogramming and CLIP prompt learning.")
 # Piped output (CI logs, grep) gets a wide console so tables are never cut to 80 columns.
+def _mount_data_app() -> None:
+    from vrbench.data_cli import data_app
+
+    app.add_typer(data_app, name="data", help="list, prepare and verify datasets")
+
+
+_mount_data_app()
 console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
@@ -30,12 +36,22 @@ DB_NAME = "vrbench.duckdb"
 
 
 def data_root_from(option: Path | None) -> Path:
-    """--data-root, else $VRBENCH_DATA, else ./data."""
-    if option is not None:
-        return option
-    if os.environ.get("VRBENCH_DATA"):
-        return Path(os.environ["VRBENCH_DATA"])
-    return Path("data")
+    """--data-root, else $VRBENCH_DATA, else `data_root:` in ~/.config/vrbench/config.yaml, else ./data."""
+    from vrbench.datasets.roots import resolve_data_root
+
+    return resolve_data_root(option).path
+
+
+def _preflight(jobs, results: Path, data_root: Path) -> None:
+    """Refuse to start when a dataset that pending jobs need is missing or broken: every problem at once."""
+    from vrbench.datasets.verify import format_problems, verify_for_suite
+    from vrbench.store.rundir import RESULT, run_dir
+
+    needed = {job.config["dataset"] for job in jobs if not (run_dir(results, job.run_id) / RESULT).exists()}
+    problems = [p for p in verify_for_suite(sorted(needed), data_root) if p.severity == "error"]
+    if problems:
+        raise MissingResourceError("the suite's datasets are not ready, nothing was started:\n"
+                                   + format_problems(problems))
 
 
 def _fail(exc: VrbenchError) -> typer.Exit:
@@ -102,6 +118,8 @@ def run(
         if dry_run:
             _print_jobs(loaded.jobs, results, show_state=False, title=f"{loaded.name}: {len(loaded.jobs)} jobs")
             return
+        if not download:
+            _preflight(loaded.jobs, results, data_root_from(data_root))
         from vrbench.runner.resources import Resources
 
         resources = {run_id: Resources(**values) for run_id, values in loaded.resources.items()}

@@ -248,9 +248,9 @@ def _array_checks(info: DatasetInfo, root: Path) -> list[Problem]:
     for split in info.splits:
         try:
             loaded = info.load(split, info.vr_image_size if info.name != "abide" else 200, root)
-        except VrbenchError as exc:
-            problems.append(Problem(info.name, str(info.location(root)), str(exc).split("\n")[0],
-                                    _prepare_fix(info.name)))
+        except Exception as exc:  # noqa: BLE001 - a damaged file must become a reported problem, not a crash
+            message = str(exc).split("\n")[0] if isinstance(exc, VrbenchError) else f"{type(exc).__name__}: {exc}"
+            problems.append(Problem(info.name, str(info.location(root)), message, _prepare_fix(info.name)))
             continue
         if split == info.splits[0]:
             problems += _classes_problems(info, loaded.classes, str(info.location(root)))
