@@ -1,10 +1,10 @@
 """The harness's own overhead per job, for the local pool and for Slurm, on a tiny suite.
 
-    python benchmarks/harness_overhead.py [--jobs 6] [--executors local,slurm]
+    python benchmarks/harness_overhead.py [--jobs 6] [--executors local,local-no-preload,slurm]
 
 Runs a suite of tiny jobs (EfficientNet-Lite0 on the packaged digits, one epoch of 64 images) through the real
-`vrbench run` command, one job at a time (local: --slots 1; Slurm: --array-parallelism 1, all CPUs per job), so
-that wall time is a plain sum. Then
+`vrbench run` command, one job at a time (local: --slots 1, with and without the preloading fork server;
+Slurm: --array-parallelism 1, all CPUs per job), so that wall time is a plain sum. Then
 
     overhead per job = (suite wall time - sum of the jobs' compute time) / jobs
 
@@ -46,6 +46,8 @@ def run_suite(executor: str, suite: Path, results: Path) -> float:
     cpus = str(os.cpu_count() or 1)
     if executor == "local":
         command += ["--slots", "1"]
+    elif executor == "local-no-preload":
+        command += ["--slots", "1", "--no-preload"]
     else:
         command += ["--executor", "slurm", "--wait", "--array-parallelism", "1", "--cpus-per-job", cpus]
     start = time.perf_counter()
@@ -91,7 +93,9 @@ def import_seconds(module: str, repeats: int = 3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=6, help="jobs in the suite (rounded up to a multiple of 3)")
-    parser.add_argument("--executors", default="local,slurm", help="comma-separated: local, slurm")
+    parser.add_argument("--executors", default="local,local-no-preload,slurm",
+                        help="comma-separated: local (forked from a preloaded server), local-no-preload (a fresh "
+                             "interpreter per job), slurm")
     args = parser.parse_args()
 
     print(f"python -c 'import torch': {import_seconds('torch'):.2f} s; "

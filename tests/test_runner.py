@@ -250,3 +250,24 @@ def test_two_slot_pool_survives_a_hang_a_killed_worker_and_a_crash(tmp_path: Pat
     with duckdb.connect(str(results / "vrbench.duckdb"), read_only=True) as con:
         assert con.execute("select status, count(*) from runs group by status order by status").fetchall() == [
             ("done", 2), ("failed", 3)]
+
+
+@pytest.mark.slow
+def test_forked_workers_compute_exactly_what_fresh_interpreters_compute(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("""
+name: fork
+grid: {input: padding, mapping: ilm, backbone: efficientnet_lite0, dataset: digits, seed: 5}
+defaults: {epochs: 2, batch_size: 16, subset: {train: 64, test: 40}, canvas: 48}
+""")
+    (job,) = load_suite(suite).jobs
+    runs = {}
+    for name, flags in (("forked", ["--preload"]), ("fresh", ["--no-preload"])):
+        out = run_cli("run", str(suite), "--results", str(tmp_path / name), "--threads", "1", *flags, cwd=tmp_path)
+        assert out.returncode == 0, out.stdout + out.stderr
+        directory = tmp_path / name / "runs" / job.run_id
+        env = json.loads((directory / "env.json").read_text())
+        assert env["threads"] == 1 and env["argv"][-1] == str(directory.resolve())
+        runs[name] = [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+                      for line in (directory / "metrics.jsonl").read_text().splitlines()]
+    assert runs["forked"] == runs["fresh"]

@@ -164,7 +164,9 @@ def test_a_preempted_task_is_requeued_by_submitit_and_resumes_from_its_checkpoin
                              text=True).stdout
         return "PENDING" in out
     wait_for(requeued, 120, "the task to be requeued", poll=0.2)
-    # Slurm holds a requeued job back for a while (BeginTime); an operator's nudge keeps this test fast.
+    # Slurm holds a requeued job back for two minutes (BeginTime); an operator's nudge keeps this test fast. Not
+    # within the second of the requeue, though: slurmd refuses a launch whose credential predates the revocation.
+    time.sleep(3)
     subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
     output, _ = launcher.communicate(timeout=300)
     assert launcher.returncode == 0, output

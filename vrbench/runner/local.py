@@ -1,7 +1,8 @@
 """The local executor: a pool of slots, each running one job at a time in its own worker process.
 
-The launcher never imports torch. It claims a job (claim.json, O_EXCL), writes its config, starts
-`python -m vrbench.worker RUN_DIR` on a free slot (its GPU through CUDA_VISIBLE_DEVICES, its share of the
+The launcher never imports torch. It claims a job (claim.json, O_EXCL), writes its config, starts a worker
+for it (`python -m vrbench.worker RUN_DIR`, or the same forked from a process that imported torch once, see
+forkserver.py) on a free slot (its GPU through CUDA_VISIBLE_DEVICES, its share of the
 CPU threads and cores, see placement.py), watches progress.json for the display, and records how the worker
 ended. A crash, an OOM kill or a timeout ends one job and the suite goes on.
 """
@@ -26,6 +27,7 @@ from vrbench.runner.common import (
     record_failure,
     worker_command,
 )
+from vrbench.runner.forkserver import ForkedWorker, ForkServer
 from vrbench.runner.placement import Slot, plan_slots, usable_cores, visible_gpus
 from vrbench.runner.resources import Resources
 from vrbench.store.rundir import (
@@ -57,6 +59,7 @@ class RunOptions:
     download: bool = False
     timeout_min: float | None = None  # overrides the suite's per-job resources.timeout_min
     poll_seconds: float = 0.25
+    preload: bool = True  # fork workers from a process that imported torch once (forkserver.py)
 
     def runtime(self, threads: int | None) -> dict[str, Any]:
         """The non-hashed part of config.json that the worker reads."""
@@ -69,7 +72,7 @@ class Running:
     job: JobSpec
     directory: Path
     claim: Claim
-    process: subprocess.Popen
+    process: subprocess.Popen | ForkedWorker
     log: IO[Any]
     started: float
     slot: Slot
@@ -97,12 +100,18 @@ class LocalRunner:
         self.slots = slot_plan(options)
         self.running: list[Running] = []
         self.summary = RunSummary()
+        self.server: ForkServer | None = None
 
     def pending_jobs(self) -> list[JobSpec]:
         return pending_jobs(self.jobs, self.options.results, self.listener, self.summary)
 
     def run(self) -> RunSummary:
         queue = self.pending_jobs()
+        if queue and self.options.preload:
+            try:
+                self.server = ForkServer()
+            except OSError:
+                self.server = None  # fresh interpreters then: slower to start, same results
         try:
             while queue or self.running:
                 while queue and len(self.running) < len(self.slots):
@@ -113,7 +122,21 @@ class LocalRunner:
         except KeyboardInterrupt:
             self.summary.interrupted = True
             self._stop_all()
+        finally:
+            if self.server is not None:
+                self.server.close()
         return self.summary
+
+    def _spawn(self, directory: Path, slot: Slot, log: IO[Any]) -> subprocess.Popen | ForkedWorker:
+        """A worker process for one job: forked from the preloaded server when there is one."""
+        env = {**slot.environment(), "PYTHONUNBUFFERED": "1"}
+        if self.server is not None and self.server.alive():
+            try:
+                return self.server.spawn(directory.resolve(), env, (directory / LOG).resolve())
+            except OSError:
+                self.server = None
+        return subprocess.Popen(worker_command(directory), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env={**os.environ, **env}, start_new_session=True)
 
     def _free_slot(self) -> Slot:
         busy = {item.slot.index for item in self.running}
@@ -152,9 +175,7 @@ class LocalRunner:
         log = open(directory / LOG, "a", encoding="utf-8")
         log.write(f"\n=== {now_iso()} worker started by pid {os.getpid()} on {slot.label()}\n")
         log.flush()
-        env = {**os.environ, **slot.environment(), "PYTHONUNBUFFERED": "1"}
-        process = subprocess.Popen(worker_command(directory), stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        process = self._spawn(directory, slot, log)
         claim.set_worker(process.pid)
         self.running.append(Running(job, directory, claim, process, log, time.monotonic(), slot,
                                     self._timeout_for(job)))
@@ -189,7 +210,7 @@ class LocalRunner:
         item.claim.release()
 
     @staticmethod
-    def _kill(process: subprocess.Popen) -> None:
+    def _kill(process: subprocess.Popen | ForkedWorker) -> None:
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
