@@ -73,7 +73,7 @@ class Executor(str, Enum):
 # Options of one executor, with their defaults: giving another value with the other executor is an error.
 SLURM_ONLY = {"partition": None, "gpus_per_job": None, "cpus_per_job": None, "mem_gb": None,
               "array_parallelism": None, "jobs_per_task": 1, "wait": False}
-LOCAL_ONLY = {"slots": None, "gpus": None, "threads": None, "preload": True}
+LOCAL_ONLY = {"slots": None, "gpus": None, "threads": None, "preload": None}
 
 
 @app.command()
@@ -90,9 +90,9 @@ def run(
                                              "the visible ones)")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="(local) CPU threads per job (default: cores / "
                                                 "slots)")] = None,
-    preload: Annotated[bool, typer.Option(help="(local) fork each worker from one process that imported torch "
-                                          "once (saves ~2 s per job); --no-preload: a fresh interpreter per "
-                                          "job")] = True,
+    preload: Annotated[bool | None, typer.Option("--preload/--no-preload", help="(local) fork each worker from "
+                                                 "one process that imported torch once (saves ~2 s per job); "
+                                                 "default: on for CPU slots, off for GPU slots")] = None,
     download: Annotated[bool, typer.Option(help="let loaders try to download missing datasets")] = False,
     timeout_min: Annotated[float | None, typer.Option(min=0.01, help="time limit per job in minutes (local: kill "
                                                       "and fail; slurm: requeue from the checkpoint)")] = None,

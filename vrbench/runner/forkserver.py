@@ -90,11 +90,13 @@ def _status_code(status: int) -> int:
 
 
 def serve() -> None:
-    import torch  # noqa: F401 - the point of the server: this import is paid once
+    import torch  # the point of the server: this import is paid once
 
     import vrbench.engine.loop  # noqa: F401
     import vrbench.worker  # noqa: F401
 
+    if torch.cuda.is_initialized():  # a forked child could not use CUDA: let the launcher start fresh workers
+        sys.exit("vrbench fork server: CUDA was initialized during imports; not serving")
     out = sys.stdout
 
     def send(message: dict[str, Any]) -> None:

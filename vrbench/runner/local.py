@@ -59,7 +59,9 @@ class RunOptions:
     download: bool = False
     timeout_min: float | None = None  # overrides the suite's per-job resources.timeout_min
     poll_seconds: float = 0.25
-    preload: bool = True  # fork workers from a process that imported torch once (forkserver.py)
+    # Fork workers from a process that imported torch once (forkserver.py). None: only for CPU slots, since a
+    # GPU job is long enough not to notice two seconds, and a fork server must never have touched CUDA.
+    preload: bool | None = None
 
     def runtime(self, threads: int | None) -> dict[str, Any]:
         """The non-hashed part of config.json that the worker reads."""
@@ -107,7 +109,10 @@ class LocalRunner:
 
     def run(self) -> RunSummary:
         queue = self.pending_jobs()
-        if queue and self.options.preload:
+        preload = self.options.preload
+        if preload is None:
+            preload = all(slot.gpu is None for slot in self.slots)
+        if queue and preload:
             try:
                 self.server = ForkServer()
             except OSError:
