@@ -94,6 +94,11 @@ def test_a_suite_runs_on_slurm_and_a_scancelled_job_is_detected_and_completes_on
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     assert "submitted 3 job(s) to Slurm" in submitted.stdout
     directories = [results / "runs" / job.run_id for job in jobs]
+    array = json.loads((directories[0] / "slurm.json").read_text())["array_job_id"]
+    script = (results / "slurm" / array / f"{array}_submission.sh").read_text()
+    for line in ("--array=0-2", "--time=20", "--cpus-per-task=1", "--signal=USR2@90", "--job-name=vrbench-slurm-cifar"):
+        assert line in script, script  # the suite's resources, and submitit's requeue signal before the limit
+    assert f"{sys.executable} -u -m submitit.core._submit" in script  # this interpreter runs on the node
     status = run_cli("status", str(suite), "--results", str(results), cwd=tmp_path, env=WIDE)
     assert status.stdout.count("Slurm ") >= 3, status.stdout  # each job shown with its Slurm job (queued/running)
 

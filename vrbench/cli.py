@@ -91,7 +91,7 @@ def run(
     threads: Annotated[int | None, typer.Option(min=1, help="(local) CPU threads per job (default: cores / "
                                                 "slots)")] = None,
     preload: Annotated[bool | None, typer.Option("--preload/--no-preload", help="(local) fork each worker from "
-                                                 "one process that imported torch once (saves ~2 s per job); "
+                                                 "one process that imported torch once (saves ~1.2 s per job); "
                                                  "default: on for CPU slots, off for GPU slots")] = None,
     download: Annotated[bool, typer.Option(help="let loaders try to download missing datasets")] = False,
     timeout_min: Annotated[float | None, typer.Option(min=0.01, help="time limit per job in minutes (local: kill "

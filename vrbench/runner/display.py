@@ -47,7 +47,7 @@ class RunDisplay:
             self._say(f"[{colour}]{event:<6}[/] {job.run_id}  {job.label()}{detail}")
         elif event == "elsewhere":
             self.counts["elsewhere"] += 1
-            self._say(f"[yellow]busy[/]   {job.run_id}  {job.label()}  (claimed by another live vrbench process)")
+            self._say(f"[yellow]busy[/]   {job.run_id}  {job.label()}  (held by another live launcher or Slurm job)")
         elif event == "skipped":
             self.counts["skipped"] += 1
         elif event == "corrupt":
