@@ -43,7 +43,7 @@ def test_padding_centres_the_image_and_starts_with_a_grey_border() -> None:
 
 
 def test_padding_normalises_after_adding_the_pattern_with_the_backbones_statistics() -> None:
-    vr = build_padding({"image_size": 32, "canvas": 224}, IMAGENET)
+    vr = build_padding({"dataset": "cifar10", "image_size": 32, "canvas": 224}, IMAGENET)
     out = vr(torch.zeros(1, 3, 32, 32))
     mean, std = torch.tensor(IMAGENET.mean), torch.tensor(IMAGENET.std)
     assert torch.allclose(out[0, :, 0, 0], (0.5 - mean) / std)
