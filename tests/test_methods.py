@@ -112,3 +112,16 @@ def test_mapping_state_round_trips_for_resume() -> None:
     assert torch.equal(restored.mapping, ilm.mapping) and restored.updates == 1
     exported = ilm.export()
     assert exported["kind"] == "index" and exported["mapping"] == ilm.mapping.tolist()
+
+
+def test_the_validation_split_is_seeded_recorded_and_disjoint_from_training() -> None:
+    from vrbench.engine.data import prepare_splits
+
+    config = {"dataset": "digits", "subset": {"train": 200, "test": 50}, "val_fraction": 0.1, "seed": 3}
+    first = prepare_splits(config, None, {"train": 16, "test": 16})
+    again = prepare_splits(config, None, {"train": 16, "test": 16})
+    other = prepare_splits({**config, "seed": 4}, None, {"train": 16, "test": 16})
+    assert first.val_indices == again.val_indices != other.val_indices
+    assert len(first.val) == len(first.val_indices) == 20 and len(first.train) == 180
+    assert len(set(first.val_indices)) == 20 and all(0 <= i < 200 for i in first.val_indices)
+    assert prepare_splits({**config, "val_fraction": 0.0}, None, {"train": 16, "test": 16}).val_indices is None

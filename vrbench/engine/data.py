@@ -18,6 +18,8 @@ class Splits:
     train: ImageSet
     val: ImageSet | None
     test: ImageSet
+    # positions (in the training split after any subset) carved out for validation, recorded in the run dir
+    val_indices: list[int] | None = None
 
 
 def prepare_splits(config: dict[str, Any], data_root: Path | None, sizes: dict[str, int],
@@ -36,4 +38,5 @@ def prepare_splits(config: dict[str, Any], data_root: Path | None, sizes: dict[s
         # Seeded by the run's seed and recorded through the config: the split is part of the job.
         keep, held_out = split_validation(train.labels, config["val_fraction"], seed=config["seed"])
         train, val = train.subset(keep), train.subset(held_out)
+        return Splits(train, val, test, held_out.tolist())
     return Splits(train, val, test)

@@ -92,6 +92,10 @@ class Job:
         sizes = {split: self.input.load_size(split) for split in ("train", "test")}
         self.splits = prepare_splits(c, Path(data_root) if data_root else None, sizes,
                                      self.runtime.get("download", False))
+        if self.splits.val_indices is not None:  # the validation split is part of the run's record
+            atomic_write_json(self.directory / "val_split.json", {
+                "val_fraction": c["val_fraction"], "seed": c["seed"], "train_size": len(self.splits.train),
+                "val_indices": self.splits.val_indices})
         params = {name: c[name] for name in mapping_info.params}
         self.mapping: LabelMapping = mapping_class(num_source, len(self.splits.train.classes), params)
         if self.mapping.module is not None:
