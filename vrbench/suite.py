@@ -148,7 +148,11 @@ def load_suite(path: str | Path) -> Suite:
 
 def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) -> Suite:
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
+        loader = _StrictLoader(text)  # a SafeLoader subclass: no arbitrary objects, no duplicate keys
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source

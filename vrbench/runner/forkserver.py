@@ -77,12 +77,9 @@ def _child(request: dict[str, Any]) -> None:
 
         traceback.print_exc()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(code)
+        from vrbench.worker import exit_now
+
+        exit_now(code)
 
 
 def _status_code(status: int) -> int:
