@@ -250,14 +250,14 @@ def test_unknown_names_give_line_suggestion_and_known_names(text, prefix, sugges
     assert f"Did you mean '{suggestion}'?" in message
     assert known in message
     if "axis" in prefix:
-        assert message.endswith(": backbone, dataset, input, mapping, seed.") or message.endswith(
-            ": backbone, dataset, input, mapping, seed, set.")
+        assert message.endswith(": backbone, dataset, input, mapping, protocol, seed, set.") or message.endswith(
+            ": backbone, dataset, input, mapping, method, protocol, seed, shots.")
 
 
 def test_an_unknown_name_with_nothing_close_lists_the_known_names_without_a_guess():
     message = config_error(suite_text(backbone="[vit_huge_patch14_clip]"))
     assert message.startswith("x.yaml:5: unknown backbone 'vit_huge_patch14_clip'.")
-    assert "Did you mean" not in message and "Known backbones: efficientnet_lite0" in message
+    assert "Did you mean" not in message and "Known backbones: clip_rn50, clip_tiny" in message
 
 
 @pytest.mark.parametrize(
@@ -271,7 +271,7 @@ def test_an_unknown_name_with_nothing_close_lists_the_known_names_without_a_gues
         (BASE.replace("  seed: [0]\n", ""), "x.yaml:2: the grid needs the axis 'seed'"),
         (BASE.replace("seed: [0]", "seed: []"), "x.yaml:7: grid axis 'seed' is empty"),
         ("name: t\ngrid: [a]\n", "x.yaml:2: 'grid' must be a mapping"),
-        (BASE + "protocol: fewshot\n", "x.yaml:8: unknown protocol 'fewshot'"),
+        (BASE + "protocol: fewshots\n", "x.yaml:8: unknown protocol 'fewshots'"),
         (BASE + "overrides: {match: {mapping: ilm}}\n", "x.yaml:8: 'overrides' must be a list"),
         (BASE + "overrides:\n  - match: {mapping: ilm}\n", "x.yaml:9: an override needs 'set'"),
         (BASE + "reference: ilm_vp_cvpr23\n", "x.yaml:8: 'reference' must be a mapping"),

@@ -218,7 +218,7 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
 
     table = Table(title=title, title_justify="left")
     table.add_column("run_id", no_wrap=True)
-    for column in ("input", "mapping", "backbone", "dataset", "seed", "epochs", "lr", "batch"):
+    for column in ("method", "backbone", "dataset", "seed", "epochs", "lr", "batch"):
         table.add_column(column)
     if show_state:
         table.add_column("status", no_wrap=True)
@@ -233,8 +233,11 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
                "corrupt": "red"}
     for job, state in describe_states(jobs, results):
         c = job.config
-        row = [job.run_id, c["input"], c["mapping"], c["backbone"], c["dataset"], str(c["seed"]), str(c["epochs"]),
-               f"{c['lr']:g}", str(c["batch_size"])]
+        dataset = c["dataset"] + (f" ({c['subsample']})" if c.get("subsample") not in (None, "all") else "")
+        if c.get("shots"):
+            dataset += f" {c['shots']}-shot"
+        row = [job.run_id, job.method, c["backbone"], dataset, str(c["seed"]), str(c.get("epochs", 0)),
+               f"{c['lr']:g}" if "lr" in c else "-", str(c.get("batch_size", "-"))]
         if show_state:
             counts[state.status] += 1
             colour = colours.get(state.status, "white")

@@ -24,6 +24,13 @@ def job_tmacs(config: dict[str, Any]) -> float:
     subset = config.get("subset") or {}
     train = subset.get("train") or dataset.train_size
     test = subset.get("test") or dataset.test_size
+    if "method" in config:  # CLIP prompt learning: K shots per class (the text tower is not counted)
+        test = test // 2 if config.get("subsample") in ("base", "new") else test
+        if config.get("stage") != "train" or not config.get("epochs"):
+            return test * backbone.gmacs / 1000.0
+        shots = config.get("shots")
+        train = min(train, shots * dataset.num_classes) if shots else train
+        return (config["epochs"] * 3 * train + test) * backbone.gmacs / 1000.0
     side = config.get("canvas") or config.get("resolution") or backbone.input_size
     per_image = backbone.gmacs * (side / backbone.input_size) ** 2
     extra_pass = config["mapping"] in _ITERATIVE and config.get("mapping_mode", "faithful") == "faithful"

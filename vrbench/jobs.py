@@ -33,11 +33,26 @@ class JobSpec:
 
     @property
     def method(self) -> str:
-        return self.display_name or f"{self.config['input']}+{self.config['mapping']}"
+        if self.display_name:
+            return self.display_name
+        if "method" in self.config:  # a CLIP prompt-learning job
+            return self.config["method"]
+        return f"{self.config['input']}+{self.config['mapping']}"
+
+    @property
+    def depends_on(self) -> str | None:
+        """The run this job needs finished first (an evaluation job's training run), else None."""
+        return self.config.get("train_run")
 
     def label(self) -> str:
         c = self.config
-        return f"{self.method} {c['backbone']} {c['dataset']} seed={c['seed']}"
+        extra = ""
+        if "stage" in c:
+            shots = f" {c['shots']}-shot" if c.get("shots") else ""
+            part = f" {c['subsample']}" if c.get("subsample") not in (None, "all") else ""
+            source = f" (from {c['source_dataset']})" if c.get("source_dataset") else ""
+            extra = f"{shots}{part}{source}"
+        return f"{self.method} {c['backbone']} {c['dataset']}{extra} seed={c['seed']}"
 
 
 def make_job(config: dict[str, Any], selection: list[str], label: str | None = None) -> JobSpec:

@@ -23,11 +23,17 @@ from vrbench.datasets import DATASETS
 from vrbench.errors import ConfigError
 from vrbench.jobs import ENGINE_VERSION, JobSpec, make_job
 from vrbench.methods import INPUTS, MAPPINGS
+from vrbench.methods.clip_catalog import CLIP_METHODS, PROMPT_GENERAL, PROMPT_PARAM_KINDS, PROMPT_PROTOCOLS
+from vrbench.methods.clip_catalog import method_params as clip_method_params
 from vrbench.registry import suggest, unknown_name_message
 from vrbench.runner.resources import RESOURCE_KEYS, check_resource
 
-PROTOCOLS = ("vr",)
+PROTOCOLS = ("vr", *PROMPT_PROTOCOLS)
 AXES = ("input", "mapping", "backbone", "dataset", "seed")
+# The prompt-learning protocols' grid: method instead of input x mapping, plus the number of shots.
+PROMPT_AXES = ("method", "backbone", "dataset", "shots", "seed")
+# What an override's `match` may test: any axis of either kind of grid, and the protocol.
+MATCH_AXES = ("protocol", "input", "mapping", "method", "backbone", "dataset", "shots", "seed")
 SELECTION_RULES = ("final", "best_test", "best_val")
 TOP_LEVEL_KEYS = ("name", "description", "protocol", "grid", "defaults", "overrides", "reference", "resources")
 
@@ -47,6 +53,8 @@ METHOD_PARAM_KINDS: dict[str, str] = {
     "image_size": "int?", "canvas": "int?", "resolution": "int?", "frame": "int?", "mask_layers": "int?",
     "mask_lr": "float?", "mask_gamma": "float?", "mapping_mode": "choice:faithful,fast",
     "fc_restrict": "choice:none,nobias,sigmoid", "schedule": "choice:multistep,cosine",
+    "text_templates": "choice:ilm81,single", "optimizer": "choice:adam,sgd",
+    "lr_schedule": "choice:cosine_iter,warmup_cosine", **PROMPT_PARAM_KINDS,
 }
 # Settings that choose what a report shows, not what a job computes: kept out of the job hash.
 REPORT_PARAMS: dict[str, tuple[str, Any]] = {
@@ -59,6 +67,10 @@ def _method_params() -> dict[str, Any]:
     params: dict[str, Any] = {}
     for entry in [*INPUTS, *MAPPINGS]:
         params.update(entry.params)
+    for backbone in BACKBONES:
+        params.update(dict(backbone.vr_params))
+    params.update(clip_method_params())
+    params.update({name: default for name, (_, default) in PROMPT_GENERAL.items()})
     return params
 
 
@@ -87,6 +99,7 @@ class _Locator:
 
     def __init__(self, text: str, source: str) -> None:
         self.source = source
+        self.protocol = "vr"  # the suite's protocol, the default of each grid
         try:
             self.root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError:
@@ -159,6 +172,8 @@ def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) ->
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: malformed YAML: {problem}") from None
     loc = _Locator(text, source)
+    if isinstance(data, dict):
+        loc.protocol = data.get("protocol", "vr")
     if not isinstance(data, dict):
         raise loc.error("a suite must be a YAML mapping with at least 'name' and 'grid'")
     _check_keys(data, TOP_LEVEL_KEYS, "top-level key", loc)
@@ -171,7 +186,7 @@ def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) ->
     protocol = data.get("protocol", "vr")
     if protocol not in PROTOCOLS:
         raise loc.error(unknown_name_message("protocol", protocol, list(PROTOCOLS)), "protocol")
-    grids = _parse_grids(data["grid"], loc)
+    grids = _parse_grids(data["grid"], loc)  # after the protocol check: grids inherit the suite's protocol
     defaults = _parse_settings(data.get("defaults") or {}, loc, ("defaults",))
     overrides = _parse_overrides(data.get("overrides") or [], loc)
     reference = _parse_reference(data.get("reference") or {}, loc)
@@ -180,22 +195,40 @@ def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) ->
 
     jobs: list[JobSpec] = []
     resources: dict[str, dict[str, Any]] = {}
-    combos = [(dict(zip(AXES, values, strict=True)), grid_settings)
-              for grid, grid_settings in grids for values in itertools.product(*(grid[axis] for axis in AXES))]
-    for combo, grid_settings in combos:
-        settings = dict(defaults)
-        for match, changes in overrides:
-            if all(combo[key] in allowed for key, allowed in match.items()):
-                settings.update(changes)
-        settings.update(grid_settings)  # a grid's own `set` is the most specific
-        job = _resolve_job(protocol, combo, settings, loc)
-        if job.run_id not in resources:  # the same job listed twice by the grid runs once
-            resources[job.run_id] = dict(resource_defaults)
-            for match, changes in resource_overrides:
-                if all(combo[key] in allowed for key, allowed in match.items()):
-                    resources[job.run_id].update(changes)
-            jobs.append(job)
+    for grid, grid_settings in grids:
+        grid_protocol = grid.get("protocol", [protocol])[0]
+        axes = PROMPT_AXES if grid_protocol in PROMPT_PROTOCOLS else AXES
+        targets = grid.get("targets", [])
+        for values in itertools.product(*(grid[axis] for axis in axes)):
+            combo = {"protocol": grid_protocol, **dict(zip(axes, values, strict=True))}
+            settings = dict(defaults)
+            for match, changes in overrides:
+                if _matches(combo, match):
+                    settings.update(changes)
+            settings.update(grid_settings)  # a grid's own `set` is the most specific
+            if grid_protocol in PROMPT_PROTOCOLS:
+                from vrbench.prompt_jobs import resolve_prompt_jobs
+
+                try:
+                    expanded = resolve_prompt_jobs(combo, settings, targets)
+                except ConfigError as exc:
+                    raise loc.error(str(exc), "grid") from None
+            else:
+                expanded = [_resolve_job(grid_protocol, combo, settings, loc)]
+            for job in expanded:
+                if job.run_id in resources:  # the same job listed twice by the grid runs once
+                    continue
+                resources[job.run_id] = dict(resource_defaults)
+                for match, changes in resource_overrides:
+                    if _matches(combo, match):
+                        resources[job.run_id].update(changes)
+                jobs.append(job)
     return Suite(name, str(data.get("description", "")), path, protocol, jobs, reference, resources)
+
+
+def _matches(combo: dict[str, Any], match: dict[str, list[Any]]) -> bool:
+    """An override applies when every axis it names has one of its values (axes a grid lacks never match)."""
+    return all(key in combo and combo[key] in allowed for key, allowed in match.items())
 
 
 def _check_keys(data: dict, known: tuple[str, ...] | list[str], what: str, loc: _Locator, *path: object) -> None:
@@ -222,24 +255,55 @@ def _parse_grids(grid: Any, loc: _Locator) -> list[tuple[dict[str, list[Any]], d
 
 
 def _parse_grid(grid: Any, loc: _Locator, path: tuple) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    """One grid: VR axes (input x mapping x ...) or, under a prompt-learning protocol, method x ... x shots.
+
+    A grid may name its own `protocol` (one suite can hold the base-to-novel, cross-dataset and few-shot grids of
+    a paper) and, for cross-dataset and domain generalization, the `targets` its trained prompts are tested on.
+    """
     if not isinstance(grid, dict):
         raise loc.error("'grid' must be a mapping of axes to lists (or a list of such mappings)", *path)
-    _check_keys(grid, [*AXES, "set"], "grid axis", loc, *path)
+    protocol = grid.get("protocol", loc.protocol)
+    if protocol not in PROTOCOLS:
+        raise loc.error(unknown_name_message("protocol", protocol, list(PROTOCOLS)), *path, "protocol")
+    prompt = protocol in PROMPT_PROTOCOLS
+    axes = PROMPT_AXES if prompt else AXES
+    extra = ["set", "protocol", *(["targets"] if prompt else [])]
+    _check_keys(grid, [*axes, *extra], "grid axis", loc, *path)
     settings = _parse_settings(grid.get("set") or {}, loc, (*path, "set"))
-    for axis in AXES:
-        if axis not in grid:
+    for axis in axes:
+        if axis not in grid and not (axis == "shots" and prompt):
             raise loc.error(f"the grid needs the axis '{axis}'", *path)
-    parsed = {axis: _as_list(grid[axis]) for axis in AXES}  # "set" is not an axis
+    parsed = {axis: _as_list(grid.get(axis, 16)) for axis in axes}  # "set" is not an axis; shots default 16
     for axis, values in parsed.items():
         if not values:
             raise loc.error(f"grid axis '{axis}' is empty", *path, axis)
         for index, value in enumerate(values):
             _check_axis_value(axis, value, loc, (*path, axis, index))
+    parsed["protocol"] = [protocol]
+    if prompt:
+        targets = _as_list(grid.get("targets") or [])
+        if protocol in ("cross_dataset", "domain_generalization") and not targets:
+            raise loc.error(f"a {protocol} grid needs 'targets': the datasets its prompts are tested on", *path)
+        if protocol not in ("cross_dataset", "domain_generalization") and targets:
+            raise loc.error(f"'targets' only apply to cross_dataset and domain_generalization grids, not {protocol}",
+                            *path, "targets")
+        for index, value in enumerate(targets):
+            _check_axis_value("dataset", value, loc, (*path, "targets", index))
+        parsed["targets"] = targets
     return parsed, settings
 
 
 def _check_axis_value(axis: str, value: Any, loc: _Locator, path: tuple) -> None:
-    registries = {"input": INPUTS, "mapping": MAPPINGS, "backbone": BACKBONES, "dataset": DATASETS}
+    registries = {"input": INPUTS, "mapping": MAPPINGS, "backbone": BACKBONES, "dataset": DATASETS,
+                  "method": CLIP_METHODS}
+    if axis == "protocol":
+        if value not in PROTOCOLS:
+            raise loc.error(unknown_name_message("protocol", value, list(PROTOCOLS)), *path)
+        return
+    if axis == "shots":
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise loc.error(f"shots must be positive integers (or null for all training data), got {value!r}", *path)
+        return
     if axis == "seed":
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise loc.error(f"seeds must be non-negative integers, got {value!r}", *path)
@@ -292,6 +356,10 @@ def _check_type(key: str, value: Any, kind: str, loc: _Locator, path: tuple) -> 
         if not isinstance(value, str) or not value:
             raise fail("a non-empty string")
         return value
+    if base == "text":  # any string, the empty one included (CoOp's ctx_init "" means random init)
+        if not isinstance(value, str):
+            raise fail("a string")
+        return value
     if base == "int":
         if not is_int:
             raise fail("an integer")
@@ -332,7 +400,7 @@ def _parse_match(match: Any, loc: _Locator, path: tuple) -> dict[str, list[Any]]
     """An override's `match`: grid axes to a value or a list of values, each a known name."""
     if not isinstance(match, dict):
         raise loc.error("'match' must map grid axes to a value or a list of values", *path, "match")
-    _check_keys(match, AXES, "match axis", loc, *path, "match")
+    _check_keys(match, MATCH_AXES, "match axis", loc, *path, "match")
     allowed = {axis: _as_list(values) for axis, values in match.items()}
     for axis, values in allowed.items():
         for value_index, value in enumerate(values):
@@ -396,10 +464,11 @@ def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any],
     label = "/".join(str(combo[axis]) for axis in AXES)
 
     config: dict[str, Any] = {"protocol": protocol, **combo}
-    method_defaults = {**input_info.defaults, **mapping_info.defaults}  # e.g. linear probing's lr 0.1
+    # e.g. linear probing's lr 0.1; CLIP backbones' SGD lr 40 (ILM-VP/BLM on CLIP)
+    method_defaults = {**dict(backbone.vr_defaults), **input_info.defaults, **mapping_info.defaults}
     for name, (_, default) in GENERAL_PARAMS.items():
         config[name] = settings.get(name, method_defaults.get(name, default))
-    for name, default in {**input_info.params, **mapping_info.params}.items():
+    for name, default in {**input_info.params, **mapping_info.params, **dict(backbone.vr_params)}.items():
         config[name] = settings.get(name, default)
     if "image_size" in config and config["image_size"] is None:
         config["image_size"] = dataset.vr_image_size
@@ -471,13 +540,24 @@ def _unpaired(input_info, mapping_info) -> list[str]:
     return []
 
 
+def source_class_count(config: dict[str, Any], backbone, dataset) -> int:
+    """The classes a label mapping chooses among: ImageNet's 1000, or CLIP's template x class text embeddings."""
+    if backbone.is_clip:
+        return (81 if config.get("text_templates", "ilm81") == "ilm81" else 1) * dataset.num_classes
+    return backbone.num_classes
+
+
 def _infeasible(config: dict[str, Any], mapping_info, backbone, dataset) -> list[str]:
     problems = []
-    if mapping_info.one_to_one and dataset.num_classes > backbone.num_classes:
+    sources = source_class_count(config, backbone, dataset)
+    if mapping_info.one_to_one and dataset.num_classes > sources:
         problems.append(
             f"mapping '{mapping_info.name}' is one-to-one and needs at least {dataset.num_classes} source classes, "
-            f"but backbone '{backbone.name}' has {backbone.num_classes}"
+            f"but backbone '{backbone.name}' has {sources}"
         )
+    if mapping_info.name == "identity" and sources != dataset.num_classes:
+        problems.append(f"mapping 'identity' needs as many source classes as the {dataset.num_classes} target "
+                        f"classes, but backbone '{backbone.name}' has {sources} (on CLIP: text_templates: single)")
     canvas = config.get("canvas")
     if canvas is not None and canvas < config["image_size"]:
         problems.append(f"canvas {canvas} is smaller than image_size {config['image_size']}")

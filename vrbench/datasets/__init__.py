@@ -40,8 +40,15 @@ class DatasetInfo:
     # strict upper triangle (ILM-VP's ABIDE.get_mask(), spec §1.1); None: nowhere (natural images).
     vr_image_mask: str | None = None
 
-    def load(self, split: str, image_size: int, data_root, download: bool = False):  # -> ImageSet
-        return load_object(self.loader)(split, image_size, data_root, download)
+    # Loaders that decode files of any aspect ratio accept resize="clip" (shorter side + centre crop, CLIP's
+    # preprocessing); the packaged and torchvision sets hold square images, for which both modes agree.
+    crops: bool = False
+
+    def load(self, split: str, image_size: int, data_root, download: bool = False, resize: str = "squash"):
+        loader = load_object(self.loader)
+        if resize != "squash" and self.crops:
+            return loader(split, image_size, data_root, download, resize=resize)
+        return loader(split, image_size, data_root, download)
 
     def size(self, split: str) -> int | None:
         """The documented number of images in ``split`` (None when undocumented)."""

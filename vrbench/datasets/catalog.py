@@ -11,6 +11,8 @@ Licences are summaries for orientation, not legal advice: read each dataset's ow
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from vrbench.datasets import DATASETS, DatasetInfo
 from vrbench.datasets import classnames as names
 
@@ -24,6 +26,8 @@ RESEARCH_ONLY = "research / non-commercial use (see the dataset's terms)"
 
 
 def _add(info: DatasetInfo) -> None:
+    if info.loader.startswith("vrbench.datasets.coop:"):  # file-backed: any aspect ratio, so CLIP's crop applies
+        info = replace(info, crops=True)
     DATASETS.register(info.name, info)
 
 

@@ -189,19 +189,21 @@ def file_list(name: str, split: str, data_root: Path | None) -> FileList:
     return imagenet_file_list(name, split, data_root)
 
 
-def load(name: str, split: str, image_size: int, data_root: Path | None = None, download: bool = False) -> ImageSet:
-    """Decode one split at ``image_size`` through the decoded-image cache."""
+def load(name: str, split: str, image_size: int, data_root: Path | None = None, download: bool = False,
+         resize: str = "squash") -> ImageSet:
+    """Decode one split at ``image_size`` through the decoded-image cache (``resize``: see files.decode_image)."""
     check_image_size(image_size, name)
     if download:  # `--download`: what `vrbench data prepare NAME` does (a no-op when the dataset is ready)
         from vrbench.datasets.prepare import prepare_dataset
 
         prepare_dataset(name, resolve_data_root(data_root).absolute())
-    return load_files(file_list(name, split, data_root), image_size)
+    return load_files(file_list(name, split, data_root), image_size, resize=resize)
 
 
 def _loader(name: str) -> Callable[..., ImageSet]:
-    def loader(split: str, image_size: int, data_root: Path | None = None, download: bool = False) -> ImageSet:
-        return load(name, split, image_size, data_root, download)
+    def loader(split: str, image_size: int, data_root: Path | None = None, download: bool = False,
+               resize: str = "squash") -> ImageSet:
+        return load(name, split, image_size, data_root, download, resize)
 
     loader.__name__ = f"load_{name}"
     loader.__doc__ = f"Load one split of {name} (CoOp layout) as uint8 images of image_size px."

@@ -50,8 +50,15 @@ class FileList:
                         tuple(self.labels[i] for i in indices), self.classes)
 
 
-def decode_image(path: Path, image_size: int) -> np.ndarray:
-    """3 x S x S uint8: PIL open, convert("RGB"), resize((S, S), BILINEAR), as torchvision's Resize does."""
+RESIZE_MODES = ("squash", "clip")
+
+
+def decode_image(path: Path, image_size: int, resize: str = "squash") -> np.ndarray:
+    """3 x S x S uint8 from PIL open + convert("RGB").
+
+    ``squash``: resize((S, S), BILINEAR), the VR papers' ``Resize((s, s))``. ``clip``: the shorter side to S with
+    BICUBIC, then the centre S x S crop: CLIP's preprocessing and Dassl's test transform (clip_methods.md §0, §5.2).
+    """
     try:
         with Image.open(path) as image:
             rgb = image.convert("RGB")
@@ -60,28 +67,52 @@ def decode_image(path: Path, image_size: int) -> np.ndarray:
             f"cannot decode image {path}: {type(exc).__name__}: {exc}. Re-extract the dataset archive (or delete "
             "the file and fix the split), then run `vrbench data verify` on the dataset."
         ) from None
+    if resize == "clip":
+        return _shorter_side_center_crop(rgb, image_size)
     if rgb.size != (image_size, image_size):
         rgb = rgb.resize((image_size, image_size), Image.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
 
 
-def decode_into(files: FileList, image_size: int, out: np.ndarray, workers: int | None = None) -> None:
+def _shorter_side_center_crop(rgb: Image.Image, size: int) -> np.ndarray:
+    """torchvision Resize(size, BICUBIC) on the shorter side, then CenterCrop(size) (rounding as torchvision)."""
+    width, height = rgb.size
+    if (width, height) != (size, size):
+        if width <= height:
+            new = (size, int(size * height / width))
+        else:
+            new = (int(size * width / height), size)
+        rgb = rgb.resize(new, Image.BICUBIC)
+        width, height = rgb.size
+    top = int(round((height - size) / 2.0))
+    left = int(round((width - size) / 2.0))
+    rgb = rgb.crop((left, top, left + size, top + size))
+    return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def decode_into(files: FileList, image_size: int, out: np.ndarray, workers: int | None = None,
+                resize: str = "squash") -> None:
     """Decode every file of ``files`` into ``out`` (N x 3 x S x S), in order."""
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(files), _CHUNK):
             stop = min(start + _CHUNK, len(files))
             paths = [files.absolute(i) for i in range(start, stop)]
-            for offset, pixels in enumerate(pool.map(lambda p: decode_image(p, image_size), paths)):
+            for offset, pixels in enumerate(pool.map(lambda p: decode_image(p, image_size, resize), paths)):
                 out[start + offset] = pixels
 
 
 def load_files(
-    files: FileList, image_size: int, use_cache: bool = True, cache_directory: Path | None = None
+    files: FileList, image_size: int, use_cache: bool = True, cache_directory: Path | None = None,
+    resize: str = "squash",
 ) -> ImageSet:
     """Decode (or map from the cache) one file-backed split as an ImageSet."""
-    key = cache_key(files.dataset, files.split, image_size, files.fingerprint())
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
+    split = files.split if resize == "squash" else f"{files.split}-{resize}"  # the cache key tells modes apart
+    key = cache_key(files.dataset, split, image_size, files.fingerprint())
     shape = (len(files), 3, image_size, image_size)
-    array = cached_array(key, shape, lambda out: decode_into(files, image_size, out), cache_directory, use_cache)
+    array = cached_array(key, shape, lambda out: decode_into(files, image_size, out, resize=resize),
+                         cache_directory, use_cache)
     labels = torch.tensor(files.labels, dtype=torch.int64)
     return ImageSet(images=torch.from_numpy(array), labels=labels, classes=files.classes)

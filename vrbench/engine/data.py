@@ -23,11 +23,14 @@ class Splits:
 
 
 def prepare_splits(config: dict[str, Any], data_root: Path | None, sizes: dict[str, int],
-                   download: bool = False) -> Splits:
-    """Load train and test at the sizes the input method asks for (it does the rest per batch)."""
+                   download: bool = False, resize: str = "squash") -> Splits:
+    """Load train and test at the sizes the input method asks for (it does the rest per batch).
+
+    ``resize`` is the backbone's way to a square image (CLIP: shorter side + centre crop, §5.2).
+    """
     info = DATASETS.get(config["dataset"])
-    train = info.load("train", sizes["train"], data_root, download)
-    test = info.load("test", sizes["test"], data_root, download)
+    train = info.load("train", sizes["train"], data_root, download, resize=resize)
+    test = info.load("test", sizes["test"], data_root, download, resize=resize)
     subset = config.get("subset") or {}
     if subset.get("train"):
         train = train.subset(stratified_subset(train.labels, subset["train"], seed=SUBSET_SEED))

@@ -29,7 +29,7 @@ from vrbench.engine.environment import describe_environment
 from vrbench.engine.progress import ProgressFile
 from vrbench.errors import ResultsError
 from vrbench.methods import INPUTS, MAPPINGS
-from vrbench.methods.base import InputTransform, ParamGroup
+from vrbench.methods.base import ParamGroup
 from vrbench.methods.label_mappings import LabelMapping
 from vrbench.registry import load_object
 from vrbench.store.rundir import (
@@ -71,31 +71,50 @@ class Job:
         c = self.config
         self.plan: DevicePlan = select_device(self.runtime.get("device", "auto"), self.runtime.get("threads"))
         atomic_write_json(self.directory / ENV, describe_environment(self.plan))
-        self.progress.update(force=True, phase="loading backbone", epoch=0, epochs=c["epochs"])
+        self.progress.update(force=True, phase="loading backbone", epoch=0, epochs=c.get("epochs", 0))
         set_seed(c["seed"])
+        self.setup()
+        self.optimizers = [_optimizer(g) for g in self.groups]
+        self.schedulers = [self._scheduler(optimizer, group) for optimizer, group in zip(self.optimizers, self.groups,
+                                                                                          strict=True)]
+        self.scaler = torch.amp.GradScaler("cuda") if self.plan.amp else None
+        self.history: list[dict[str, Any]] = []
+        self.resumed_at: list[int] = []
+        self.final_test_acc: float | None = None
+
+    # ------------------------------------------------------------------------------- method hooks (VR)
+    # A method family plugs into the loop through these hooks; this class implements the VR one (an input
+    # transformation plus a label mapping on a frozen classifier), vrbench.engine.clip_job the CLIP prompt learners.
+    drop_last = False  # the VR papers' loaders keep the last partial batch
+    test_each_epoch = True  # the VR papers test every epoch (best_test); prompt learners only at the end
+
+    def setup(self) -> None:
+        """Build the model, the data and self.groups (the optimizer groups)."""
+        c = self.config
         device = self.plan.device
         self.backbone_info = BACKBONES.get(c["backbone"])
         mapping_info = MAPPINGS.get(c["mapping"])
         mapping_class = load_object(mapping_info.implementation)
-        model = self.backbone_info.load()
-        num_source = self.backbone_info.num_classes
+        input_info = INPUTS.get(c["input"])
+        if self.backbone_info.is_clip:  # CLIP's source classes are text embeddings of the target's class names
+            self.input = load_object(input_info.implementation)(c, self.backbone_info).to(device)
+            self._load_data()
+            from vrbench.clip.vr_head import build_clip_head
+
+            model, num_source = build_clip_head(c, self.splits.train.classes, self.results_root())
+        else:
+            model = self.backbone_info.load()
+            num_source = self.backbone_info.num_classes
         if mapping_class.uses_features:
             model, num_source = strip_classifier(model)
         # channels_last is about 1.5x faster for these convnets on CPU and GPU (design.md anchors).
         self.model = model.to(device, memory_format=torch.channels_last)
-        input_info = INPUTS.get(c["input"])
-        self.input: InputTransform = load_object(input_info.implementation)(c, self.backbone_info).to(device)
+        if not self.backbone_info.is_clip:
+            self.input = load_object(input_info.implementation)(c, self.backbone_info).to(device)
         self.trains_backbone = self.input.trains_backbone
         self.model.eval().requires_grad_(self.trains_backbone)
-        self.progress.update(force=True, phase="loading data")
-        data_root = self.runtime.get("data_root")
-        sizes = {split: self.input.load_size(split) for split in ("train", "test")}
-        self.splits = prepare_splits(c, Path(data_root) if data_root else None, sizes,
-                                     self.runtime.get("download", False))
-        if self.splits.val_indices is not None:  # the validation split is part of the run's record
-            atomic_write_json(self.directory / "val_split.json", {
-                "val_fraction": c["val_fraction"], "seed": c["seed"], "train_size": len(self.splits.train),
-                "val_indices": self.splits.val_indices})
+        if not self.backbone_info.is_clip:
+            self._load_data()
         params = {name: c[name] for name in mapping_info.params}
         self.mapping: LabelMapping = mapping_class(num_source, len(self.splits.train.classes), params)
         if self.mapping.module is not None:
@@ -104,18 +123,86 @@ class Job:
         if self.trains_backbone:
             groups.append(ParamGroup("backbone", list(self.model.parameters()), c["lr"], schedule=c["schedule"],
                                      gamma=c["gamma"], weight_decay=c["weight_decay"]))
+        if "optimizer" in c:  # CLIP backbones: SGD with momentum and a per-iteration cosine (§1.8-1.10)
+            for group in groups:
+                group.optimizer, group.momentum, group.schedule = c["optimizer"], c["momentum"], c["lr_schedule"]
         self.groups = groups
-        self.optimizers = [torch.optim.Adam(g.params, lr=g.lr, weight_decay=g.weight_decay) for g in groups]
-        self.schedulers = [self._scheduler(optimizer, group) for optimizer, group in zip(self.optimizers, groups,
-                                                                                          strict=True)]
-        self.scaler = torch.amp.GradScaler("cuda") if self.plan.amp else None
-        self.history: list[dict[str, Any]] = []
-        self.resumed_at: list[int] = []
+
+    def _load_data(self) -> None:
+        c = self.config
+        self.progress.update(force=True, phase="loading data")
+        data_root = self.runtime.get("data_root")
+        sizes = {split: self.input.load_size(split) for split in ("train", "test")}
+        self.splits = prepare_splits(c, Path(data_root) if data_root else None, sizes,
+                                     self.runtime.get("download", False), resize=self.backbone_info.resize)
+        if self.splits.val_indices is not None:  # the validation split is part of the run's record
+            atomic_write_json(self.directory / "val_split.json", {
+                "val_fraction": c["val_fraction"], "seed": c["seed"], "train_size": len(self.splits.train),
+                "val_indices": self.splits.val_indices})
+
+    def results_root(self) -> Path:
+        """The results directory this run lives in (runs/<run_id> below it): shared caches go there."""
+        return self.directory.parent.parent
+
+    def step_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, target logits) of one training batch, inside autocast."""
+        outputs = self.logits(x)
+        mapped = self.mapping(outputs)
+        loss = F.cross_entropy(mapped, y)
+        if self.mapping.observes_training:
+            self.mapping.observe(outputs, y)
+        return loss, mapped
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mapping(self.logits(x).float())
+
+    def set_mode(self, train: bool) -> None:
+        self.input.train(train)
+        if not train or self.trains_backbone:
+            self.model.train(train)
+        if self.mapping.module is not None:
+            self.mapping.module.train(train)
+
+    def first_start(self) -> None:
+        """Before the first epoch of a fresh (not resumed) run."""
+        self.mapping.initialize(self.collect_train_logits)
+
+    def epoch_start(self, epoch: int) -> None:
+        self.mapping.on_epoch_start(epoch, self.collect_train_logits)
+
+    def epoch_end(self, epoch: int) -> None:
+        """After the epoch's schedule step, before its evaluation (PromptSRC aggregates prompts here)."""
+
+    def method_state(self) -> dict[str, Any]:
+        return {"input": self.input.state_dict(),
+                "backbone": self.model.state_dict() if self.trains_backbone else None,
+                "mapping": self.mapping.state_dict()}
+
+    def load_method_state(self, state: dict[str, Any]) -> None:
+        self.input.load_state_dict(state["input"])
+        if self.trains_backbone:
+            self.model.load_state_dict(state["backbone"])
+        self.mapping.load_state_dict(state["mapping"])
+
+    def export(self) -> None:
+        """Files written after training, before result.json (VR: the final label mapping)."""
+        exported = {**self.mapping.export(), "classes": list(self.splits.train.classes),
+                    "source_classes": None if self.mapping.uses_features else self.backbone_info.source_classes()}
+        atomic_write_json(self.directory / MAPPING, exported)
+
+    def batches_per_epoch(self) -> int:
+        n, size = len(self.splits.train), self.config["batch_size"]
+        return n // size if self.drop_last and n >= size else -(-n // size)
 
     def _scheduler(self, optimizer: torch.optim.Optimizer, group: ParamGroup):
         epochs = self.config["epochs"]
         if group.schedule == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        if group.schedule == "cosine_iter":
+            steps = max(1, epochs * self.batches_per_epoch())
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        if group.schedule == "warmup_cosine":
+            return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(group, epochs))
         milestones = [int(fraction * epochs) for fraction in self.config["milestones"]]
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=group.gamma)
 
@@ -124,8 +211,11 @@ class Job:
 
     # ------------------------------------------------------------------------------------- batches
     def _batches(self, images: ImageSet, train: bool, order: torch.Tensor | None = None):
-        size = self.config["batch_size"]
+        c = self.config
+        size = c["batch_size"] if train or "test_batch_size" not in c else c["test_batch_size"]
         n = len(images)
+        if train and self.drop_last and n >= size:  # Dassl: drop_last = (len(train) >= batch_size)
+            n -= n % size
         for start in range(0, n, size):
             index = order[start:start + size] if order is not None else torch.arange(start, min(start + size, n))
             x = images.images[index].to(self.plan.device, non_blocking=True).float().div_(255)
@@ -153,32 +243,24 @@ class Job:
 
     @torch.no_grad()
     def evaluate(self, images: ImageSet) -> float:
-        self.input.eval()
-        self.model.eval()
-        if self.mapping.module is not None:
-            self.mapping.module.eval()
+        self.set_mode(False)
         correct = 0
         for x, y in self._batches(images, train=False):
-            correct += (self.mapping(self.logits(x).float()).argmax(1) == y).sum().item()
+            correct += (self.predict(x).argmax(1) == y).sum().item()
         return 100.0 * correct / len(images)
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
-        self.input.train()
-        if self.trains_backbone:
-            self.model.train()
-        if self.mapping.module is not None:
-            self.mapping.module.train()
+        self.set_mode(True)
         train = self.splits.train
         order = torch.randperm(len(train))  # global RNG, like a shuffling DataLoader
         total_loss, correct, seen = 0.0, 0, 0
-        batches = -(-len(train) // self.config["batch_size"])
+        batches = self.batches_per_epoch()
+        per_batch = [s for s, g in zip(self.schedulers, self.groups, strict=True) if g.schedule == "cosine_iter"]
         for step, (x, y) in enumerate(self._batches(train, train=True, order=order)):
             with self._autocast():
-                outputs = self.logits(x)
-                mapped = self.mapping(outputs)
-                loss = F.cross_entropy(mapped, y)
-            if self.mapping.observes_training:
-                self.mapping.observe(outputs, y)
+                loss, mapped = self.step_loss(x, y)
+            if not torch.isfinite(loss):  # as Dassl's model_backward_and_update: never train on through NaN
+                raise FloatingPointError(f"the loss is {loss.item()} at epoch {epoch + 1}, batch {step + 1}")
             for optimizer in self.optimizers:
                 optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
@@ -190,6 +272,8 @@ class Job:
                 loss.backward()
                 for optimizer in self.optimizers:
                     optimizer.step()
+            for scheduler in per_batch:
+                scheduler.step()
             total_loss += loss.item() * len(y)
             correct += (mapped.argmax(1) == y).sum().item()
             seen += len(y)
@@ -201,12 +285,10 @@ class Job:
     def save_checkpoint(self, epoch: int) -> None:
         state = {
             "epoch": epoch,
-            "input": self.input.state_dict(),
-            "backbone": self.model.state_dict() if self.trains_backbone else None,
+            **self.method_state(),
             "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
             "schedulers": [_plain(scheduler.state_dict()) for scheduler in self.schedulers],
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "mapping": self.mapping.state_dict(),
             "history": self.history,
             "resumed_at": self.resumed_at,
             "rng": torch.get_rng_state(),
@@ -226,9 +308,7 @@ class Job:
         except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
             raise ResultsError(f"{path} is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0]}); move it "
                                "away to restart this job from epoch 0 (vrbench never deletes it for you)") from None
-        self.input.load_state_dict(state["input"])
-        if self.trains_backbone:
-            self.model.load_state_dict(state["backbone"])
+        self.load_method_state(state)
         for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
             optimizer.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
@@ -238,7 +318,6 @@ class Job:
             scheduler.load_state_dict(saved)
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
-        self.mapping.load_state_dict(state["mapping"])
         self.history = list(state["history"])
         self.resumed_at = [*state["resumed_at"], int(state["epoch"])]
         torch.set_rng_state(state["rng"])
@@ -253,51 +332,83 @@ class Job:
     def run(self) -> dict[str, Any]:
         self.build()
         c = self.config
+        epochs = c.get("epochs", 0)
         start = self.load_checkpoint()
         if start == 0:
-            self.mapping.initialize(self.collect_train_logits)
-        for epoch in range(start, c["epochs"]):
+            self.first_start()
+        per_epoch = [s for s, g in zip(self.schedulers, self.groups, strict=True) if g.schedule != "cosine_iter"]
+        for epoch in range(start, epochs):
             tick = time.monotonic()
-            self.mapping.on_epoch_start(epoch, self.collect_train_logits)
+            self.epoch_start(epoch)
             lr = self.optimizers[0].param_groups[0]["lr"] if self.optimizers else 0.0
             train_loss, train_acc = self.train_epoch(epoch)
-            for scheduler in self.schedulers:
+            for scheduler in per_epoch:
                 scheduler.step()
+            self.epoch_end(epoch)
             self.progress.update(force=True, phase="evaluate")
             val_acc = self.evaluate(self.splits.val) if self.splits.val is not None else None
-            test_acc = self.evaluate(self.splits.test)
+            last = epoch == epochs - 1
+            test_acc = self.evaluate(self.splits.test) if self.test_each_epoch or last else None
             self.history.append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
                                  "val_acc": val_acc, "test_acc": test_acc, "lr": lr,
                                  "seconds": round(time.monotonic() - tick, 3)})
             self.save_checkpoint(epoch + 1)
             self.write_metrics()
             self.progress.update(force=True, phase="epoch done", epoch=epoch + 1, test_acc=test_acc)
+        if epochs == 0:  # nothing to train (zero-shot, evaluation jobs): one test of the model as built
+            self.progress.update(force=True, phase="evaluate")
+            self.final_test_acc = self.evaluate(self.splits.test)
         result = self.summarize()
-        exported = {**self.mapping.export(), "classes": list(self.splits.train.classes),
-                    "source_classes": None if self.mapping.uses_features else self.backbone_info.source_classes()}
-        atomic_write_json(self.directory / MAPPING, exported)
+        self.export()
         atomic_write_json(self.directory / RESULT, result)  # the very last step: the job is now done
         return result
 
     def summarize(self) -> dict[str, Any]:
         history = self.history
-        best_test = max(history, key=lambda row: row["test_acc"])  # max() keeps the first maximum
+        tested = [row for row in history if row["test_acc"] is not None]
+        best_test = max(tested, key=lambda row: row["test_acc"]) if self.test_each_epoch and tested else None
+        final = history[-1]["test_acc"] if history else self.final_test_acc
         result = {
             "run_id": self.run_id, "status": "done", "epochs": len(history),
-            "final_acc": history[-1]["test_acc"],
-            "best_test_acc": best_test["test_acc"], "best_test_epoch": best_test["epoch"],
+            "final_acc": final,
+            # max() keeps the first maximum; None where the run tests only once (nothing to select over)
+            "best_test_acc": best_test["test_acc"] if best_test else None,
+            "best_test_epoch": best_test["epoch"] if best_test else None,
             "best_val_acc": None, "best_val_epoch": None,
             "val_size": len(self.splits.val) if self.splits.val is not None else 0,
-            "train_size": len(self.splits.train), "test_size": len(self.splits.test),
+            "train_size": len(self.splits.train) if self.splits.train is not None else 0,
+            "test_size": len(self.splits.test),
             "trainable_params": self.trainable_parameters(),
             "train_seconds": round(sum(row["seconds"] for row in history), 3),
             "resumed_at_epochs": self.resumed_at, "finished_at": now_iso(),
         }
-        if self.splits.val is not None:
+        if self.splits.val is not None and history:
             best_val = max(history, key=lambda row: row["val_acc"])
             result["best_val_acc"] = best_val["test_acc"]
             result["best_val_epoch"] = best_val["epoch"]
         return result
+
+
+def _optimizer(group: ParamGroup) -> torch.optim.Optimizer:
+    if group.optimizer == "sgd":  # Dassl / ILM-VP on CLIP: plain SGD, no dampening or Nesterov
+        return torch.optim.SGD(group.params, lr=group.lr, momentum=group.momentum, weight_decay=group.weight_decay)
+    return torch.optim.Adam(group.params, lr=group.lr, weight_decay=group.weight_decay)
+
+
+def warmup_cosine(group: ParamGroup, epochs: int):
+    """Dassl's ConstantWarmupScheduler over CosineAnnealingLR(T_max=epochs), as an LR factor per epoch index.
+
+    Epoch e < warmup: warmup_lr; after: 0.5 * lr * (1 + cos(pi * (e - warmup) / epochs)), so the LR never reaches
+    0 (clip_methods.md §0: lr 0.0025, 20 epochs gives 1e-5, 0.0025, 0.00248, ..., 6.1e-5).
+    """
+    import math
+
+    def factor(e: int) -> float:
+        if e < group.warmup_epochs:
+            return group.warmup_lr / group.lr
+        return 0.5 * (1 + math.cos(math.pi * (e - group.warmup_epochs) / epochs))
+
+    return factor
 
 
 def _plain(state: dict[str, Any]) -> dict[str, Any]:
@@ -306,4 +417,10 @@ def _plain(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_job(directory: Path) -> dict[str, Any]:
+    """Run the job in ``directory`` with the loop hooks of its method family (VR, or CLIP prompt learning)."""
+    config = read_json(directory / CONFIG)["config"]
+    if "method" in config:
+        from vrbench.engine.clip_job import clip_job_class
+
+        return clip_job_class(config)(directory).run()
     return Job(directory).run()

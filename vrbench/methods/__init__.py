@@ -77,6 +77,10 @@ _ITERATIVE = {"mapping_interval": 1, "mapping_mode": "faithful"}
 MAPPINGS.register("rlm", MappingInfo(
     "rlm", f"{_MAP}:RandomMapping", 1, one_to_one=True,
     description="random one-to-one mapping drawn once (randperm)", paper_name="RLM"))
+MAPPINGS.register("identity", MappingInfo(
+    "identity", f"{_MAP}:IdentityMapping", 1, one_to_one=True,
+    description="source class i is target class i (CLIP with text_templates: single: single-TP-VP §1.8)",
+    paper_name="TP"))
 MAPPINGS.register("flm", MappingInfo(
     "flm", f"{_MAP}:FrequencyMapping", 1, one_to_one=True,
     description="greedy one-to-one from the initial model's prediction counts, fixed", paper_name="FLM"))

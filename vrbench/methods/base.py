@@ -19,15 +19,24 @@ from torch import nn
 
 @dataclass
 class ParamGroup:
-    """One Adam optimizer with its own schedule (Adam is per-parameter, so groups never interact)."""
+    """One optimizer with its own schedule (each group gets its own, so groups never interact).
+
+    schedule: "multistep" (milestones x gamma, per epoch), "cosine" (T_max = epochs, per epoch), "cosine_iter"
+    (T_max = epochs x batches, stepped every batch: ILM-VP/BLM on CLIP) or "warmup_cosine" (Dassl: constant
+    warmup_lr for warmup_epochs, then cosine over the epochs, per epoch: the prompt-learning recipe).
+    """
 
     name: str
     params: list[nn.Parameter]
     lr: float
-    schedule: str = "multistep"  # "multistep" (milestones x gamma) or "cosine" (T_max = epochs, per epoch)
+    schedule: str = "multistep"
     gamma: float = 0.1
     weight_decay: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    optimizer: str = "adam"  # "adam" (the VR papers) or "sgd" (CLIP methods)
+    momentum: float = 0.0  # SGD only
+    warmup_epochs: int = 0
+    warmup_lr: float = 0.0
 
 
 def normalize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

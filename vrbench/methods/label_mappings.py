@@ -98,6 +98,17 @@ class RandomMapping(LabelMapping):
         self.updates = 1
 
 
+class IdentityMapping(LabelMapping):
+    """Source class i is target class i: CLIP with one template per class name (single-TP-VP, §1.8)."""
+
+    def initialize(self, collect: Collect) -> None:
+        if self.num_source != self.num_classes:
+            raise ValueError(f"the identity mapping needs as many source as target classes, got {self.num_source} "
+                             f"and {self.num_classes} (on CLIP use text_templates: single)")
+        self.mapping = torch.arange(self.num_classes)
+        self.updates = 1
+
+
 class FrequencyMapping(LabelMapping):
     def initialize(self, collect: Collect) -> None:
         self._refresh(collect)

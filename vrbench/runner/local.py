@@ -120,7 +120,10 @@ class LocalRunner:
         try:
             while queue or self.running:
                 while queue and len(self.running) < len(self.slots):
-                    self._start(queue.pop(0), self._free_slot())
+                    job = self._next_ready(queue)
+                    if job is None:  # every queued job waits for a running one
+                        break
+                    self._start(job, self._free_slot())
                 self._poll()
                 if self.running:
                     time.sleep(self.options.poll_seconds)
@@ -131,6 +134,26 @@ class LocalRunner:
             if self.server is not None:
                 self.server.close()
         return self.summary
+
+    def _next_ready(self, queue: list[JobSpec]) -> JobSpec | None:
+        """The first queued job whose dependency (an evaluation job's training run) has finished; jobs whose
+        dependency failed or is not part of this run are failed with the reason instead of waiting forever."""
+        waiting = {job.run_id for job in queue} | {item.job.run_id for item in self.running}
+        for index, job in enumerate(queue):
+            dependency = job.depends_on
+            if dependency is None or (run_dir(self.options.results, dependency) / RESULT).exists():
+                return queue.pop(index)
+            if dependency not in waiting:
+                queue.pop(index)
+                directory = run_dir(self.options.results, job.run_id)
+                directory.mkdir(parents=True, exist_ok=True)
+                write_config(directory, job.run_id, job.method, job.config, self.options.runtime(None))
+                record_failure(directory, job.run_id, f"DependencyFailed: its training run {dependency} did not "
+                               "finish; see `vrbench status` for that run, fix it and re-run the suite", None)
+                self.summary.failed.append(job.run_id)
+                self.listener("failed", job, {"detail": f"training run {dependency} did not finish"})
+                return self._next_ready(queue)
+        return None
 
     def _spawn(self, directory: Path, slot: Slot, log: IO[Any]) -> subprocess.Popen | ForkedWorker:
         """A worker process for one job: forked from the preloaded server when there is one."""

@@ -295,23 +295,34 @@ class SlurmRunner:
         return Submitted(job, directory, claim, resources)
 
     def _submit(self, claimed: list[Submitted]) -> None:
-        groups: dict[tuple, list[Submitted]] = {}
-        for item in claimed:
-            groups.setdefault(item.resources.key(), []).append(item)
+        """Job arrays by resources; evaluation jobs whose training run is in this submission go in later arrays
+        that Slurm starts only after the training arrays ended (``--dependency=afterany``: a failed training run
+        makes its evaluation jobs fail with a clear message instead of waiting forever)."""
+        in_batch = {item.job.run_id for item in claimed}
+        stages = [[i for i in claimed if i.job.depends_on not in in_batch],
+                  [i for i in claimed if i.job.depends_on in in_batch]]
         try:
-            for items in groups.values():
-                # Packed jobs that share a backbone and dataset reuse the node's file cache.
-                items.sort(key=lambda i: (i.job.config["backbone"], i.job.config["dataset"]))
-                size = self.options.jobs_per_task
-                packs = [items[start:start + size] for start in range(0, len(items), size)]
-                self._submit_array(items[0].resources, packs)
+            first_arrays: list[str] = []
+            for stage, members in enumerate(stages):
+                groups: dict[tuple, list[Submitted]] = {}
+                for item in members:
+                    groups.setdefault(item.resources.key(), []).append(item)
+                dependency = f"afterany:{':'.join(first_arrays)}" if stage and first_arrays else None
+                for items in groups.values():
+                    # Packed jobs that share a backbone and dataset reuse the node's file cache.
+                    items.sort(key=lambda i: (i.job.config["backbone"], i.job.config["dataset"]))
+                    size = self.options.jobs_per_task
+                    packs = [items[start:start + size] for start in range(0, len(items), size)]
+                    self._submit_array(items[0].resources, packs, dependency)
+                    if stage == 0:
+                        first_arrays.append(self.arrays[-1])
         except BaseException:
             for item in claimed:  # what was not submitted is free again; what was stays with its Slurm job
                 if not item.slurm_job_id:
                     item.claim.release()
             raise
 
-    def _executor(self, resources: Resources, per_task: int) -> Any:
+    def _executor(self, resources: Resources, per_task: int, dependency: str | None = None) -> Any:
         import submitit
 
         folder = self.options.results / SUBMITIT_DIR / "%j"
@@ -332,11 +343,13 @@ class SlurmRunner:
             params["mem_gb"] = float(resources.mem_gb)
         if self.options.array_parallelism:
             params["slurm_array_parallelism"] = self.options.array_parallelism
+        if dependency:
+            params["slurm_additional_parameters"] = {"dependency": dependency}
         executor.update_parameters(**params)
         return executor
 
-    def _submit_array(self, resources: Resources, packs: list[list[Submitted]]) -> None:
-        executor = self._executor(resources, max(len(pack) for pack in packs))
+    def _submit_array(self, resources: Resources, packs: list[list[Submitted]], dependency: str | None = None) -> None:
+        executor = self._executor(resources, max(len(pack) for pack in packs), dependency)
         arguments = [[{"run_dir": str(item.directory), "token": item.claim.token} for item in pack] for pack in packs]
         try:
             with contextlib.redirect_stderr(io.StringIO()):  # submitit echoes sbatch's stderr; we say it once
