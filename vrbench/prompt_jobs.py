@@ -23,6 +23,16 @@ from vrbench.errors import ConfigError
 from vrbench.jobs import ENGINE_VERSION, JobSpec, make_job
 from vrbench.methods.clip_catalog import CLIP_METHODS, PROMPT_GENERAL
 
+# ImageNet's domain-shift test sets: an evaluation on one of them belongs to the domain-generalization table.
+DG_TARGETS = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
+# Cross-dataset transfer and domain generalization evaluate the same ImageNet-trained prompts (§2.6), so their
+# training jobs share one protocol name and therefore one hash: a suite with both trains each model once.
+TRANSFER = ("cross_dataset", "domain_generalization")
+
+
+def _protocol_of_target(target: str) -> str:
+    return "domain_generalization" if target in DG_TARGETS else "cross_dataset"
+
 
 def _check(combo: dict[str, Any], settings: dict[str, Any], targets: list[str]) -> list[str]:
     method = CLIP_METHODS.get(combo["method"])
@@ -52,10 +62,12 @@ def _check(combo: dict[str, Any], settings: dict[str, Any], targets: list[str]) 
     return problems
 
 
-def _train_config(combo: dict[str, Any], settings: dict[str, Any], subsample: str) -> dict[str, Any]:
+def _train_config(combo: dict[str, Any], settings: dict[str, Any], subsample: str,
+                  protocol: str | None = None) -> dict[str, Any]:
     method = CLIP_METHODS.get(combo["method"])
+    protocol = protocol or ("cross_dataset" if combo["protocol"] in TRANSFER else combo["protocol"])
     config: dict[str, Any] = {
-        "protocol": combo["protocol"], "method": method.name, "backbone": combo["backbone"],
+        "protocol": protocol, "method": method.name, "backbone": combo["backbone"],
         "dataset": combo["dataset"], "seed": combo["seed"], "stage": "train", "subsample": subsample,
         "shots": combo["shots"] if method.kind != "zeroshot" else None, "train_run": None, "source_dataset": None,
     }
@@ -74,8 +86,9 @@ def _train_config(combo: dict[str, Any], settings: dict[str, Any], subsample: st
 def _eval_config(train: JobSpec, dataset: str, subsample: str, settings: dict[str, Any]) -> dict[str, Any]:
     """An evaluation job: the training run's hash plus what is tested; the architecture comes from that run."""
     c = train.config
+    protocol = _protocol_of_target(dataset) if c["protocol"] in TRANSFER else c["protocol"]
     return {
-        "protocol": c["protocol"], "method": c["method"], "backbone": c["backbone"], "dataset": dataset,
+        "protocol": protocol, "method": c["method"], "backbone": c["backbone"], "dataset": dataset,
         "seed": c["seed"], "stage": "eval", "subsample": subsample, "shots": c["shots"],
         "train_run": train.run_id, "source_dataset": c["dataset"],
         "test_batch_size": settings.get("test_batch_size", PROMPT_GENERAL["test_batch_size"][1]),
@@ -99,7 +112,8 @@ def resolve_prompt_jobs(combo: dict[str, Any], settings: dict[str, Any], targets
             return [make_job(_train_config(combo, settings, part), selection, label) for part in ("base", "new")]
         jobs = [make_job(_train_config(combo, settings, "all"), selection, label)]
         for target in targets:
-            jobs.append(make_job(_train_config({**combo, "dataset": target}, settings, "all"), selection, label))
+            config = _train_config({**combo, "dataset": target}, settings, "all", _protocol_of_target(target))
+            jobs.append(make_job(config, selection, label))
         return jobs
     if protocol == "base2novel":
         train = make_job(_train_config(combo, settings, "base"), selection, label)
