@@ -130,13 +130,18 @@ def _run_row(run_dir: Path, doc: dict[str, Any], outcome: dict[str, Any], outcom
              done: bool, problems: list[Problem]) -> dict[str, Any]:
     config = doc["config"]
     method = doc.get("method")
-    if not isinstance(method, str) or not method:
-        method = f"{config.get('input')}+{config.get('mapping')}"
+    if not isinstance(method, str) or not method:  # older files: derive the name the way jobs.py does
+        method = config.get("method") if isinstance(config.get("method"), str) and config["method"] else (
+            f"{config.get('input')}+{config.get('mapping')}")
     config_path = run_dir / "config.json"
     row: dict[str, Any] = {
         "run_id": run_dir.name, "method": method, "input": _text(config.get("input")),
         "mapping": _text(config.get("mapping")), "backbone": config["backbone"], "dataset": config["dataset"],
         "seed": _number(config, "seed", config_path, integer=True), "protocol": _text(config.get("protocol")),
+        # prompt-learning settings; absent (NULL) in VR configs
+        "shots": _number(config, "shots", config_path, integer=True), "subsample": _text(config.get("subsample")),
+        "stage": _text(config.get("stage")), "train_run": _text(config.get("train_run")),
+        "source_dataset": _text(config.get("source_dataset")),
         "epochs": _number(config, "epochs", config_path, integer=True),
         "config": json.dumps(config, sort_keys=True, separators=(",", ":")),
     }

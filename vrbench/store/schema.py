@@ -9,13 +9,20 @@ Tables
 ``runs`` — one row per finished run (``status`` = ``done`` from result.json, or ``failed`` from error.json)::
 
     run_id            VARCHAR PRIMARY KEY  -- directory name: first 16 hex digits of sha256(canonical config)
-    method            VARCHAR   -- "<input>+<mapping>", e.g. "padding+ilm" (config.json "method")
-    input             VARCHAR   -- config.input
-    mapping           VARCHAR   -- config.mapping
+    method            VARCHAR   -- the row name: config.json "method" ("<input>+<mapping>" such as "padding+ilm"
+                                --   for VR, the method such as "promptsrc" for prompt learning, or a suite label)
+    input             VARCHAR   -- config.input (NULL for prompt-learning runs)
+    mapping           VARCHAR   -- config.mapping (NULL for prompt-learning runs)
     backbone          VARCHAR
-    dataset           VARCHAR
+    dataset           VARCHAR   -- the dataset the run is tested on
     seed              BIGINT
-    protocol          VARCHAR   -- vr | fewshot | base2novel | ...
+    protocol          VARCHAR   -- vr | base2novel | fewshot | cross_dataset | domain_generalization
+    shots             BIGINT    -- config.shots: training images per class; NULL = full training data (and VR)
+    subsample         VARCHAR   -- config.subsample: all | base | new, the class subset tested (NULL for VR)
+    stage             VARCHAR   -- config.stage: train (trains, tests its own dataset) | eval (tests another run's
+                                --   prompts) (NULL for VR)
+    train_run         VARCHAR   -- config.train_run: eval runs, the run_id whose prompts they test (else NULL)
+    source_dataset    VARCHAR   -- config.source_dataset: eval runs, the training run's dataset (else NULL)
     epochs            BIGINT    -- epochs trained (result.json) for done runs, epochs planned (config) for failed ones
     status            VARCHAR   -- 'done' | 'failed'
     final_acc         DOUBLE    -- test accuracy after the last epoch
@@ -55,11 +62,15 @@ version is dropped and rebuilt from the run directories on the next ingestion.
 Views
 -----
 ``scores`` — done runs unpivoted to one row per selection rule: ``run_id, method, backbone, dataset, seed, rule,
-acc`` with ``rule`` in ``final | best_test | best_val``; NULL accuracies (e.g. best_val without a validation
-split) are dropped.
+acc, protocol, shots, subsample, source_dataset`` with ``rule`` in ``final | best_test | best_val``; NULL
+accuracies (e.g. best_val without a validation split, best_test of a run tested once) are dropped.
 
-``cells`` — one row per ``(method, backbone, dataset, rule)`` over ``scores``: ``n``, ``mean``, ``std`` (sample
-standard deviation, ddof=1; NULL when n=1), ``min``, ``max``.
+``cells`` — one row per ``(method, backbone, dataset, rule, protocol, shots, subsample, source_dataset)`` over
+``scores``: ``n``, ``mean``, ``std`` (sample standard deviation, ddof=1; NULL when n=1), ``min``, ``max``. The
+prompt-learning keys keep apart what must not be averaged together (a method's base-class and novel-class
+accuracy on one dataset, or its 1-shot and 16-shot runs); for VR runs they are constant (``vr``, NULLs), so VR
+cells are the same as per ``(method, backbone, dataset, rule)``. The base-to-novel HM is not a view: it is the HM
+of two cells' means (see :mod:`vrbench.report.prompt`).
 
 ``cells_by_env`` — as ``cells``, additionally grouped by ``device`` and ``precision`` (from ``environments``;
 NULL when a run has no env.json).
@@ -67,10 +78,12 @@ NULL when a run has no env.json).
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "1"
+# 2: the prompt-learning columns shots, subsample, stage, train_run, source_dataset (and view keys).
+SCHEMA_VERSION = "2"
 
 RUN_COLUMNS: tuple[str, ...] = (
-    "run_id", "method", "input", "mapping", "backbone", "dataset", "seed", "protocol", "epochs", "status",
+    "run_id", "method", "input", "mapping", "backbone", "dataset", "seed", "protocol", "shots", "subsample", "stage",
+    "train_run", "source_dataset", "epochs", "status",
     "final_acc", "best_test_acc", "best_test_epoch", "best_val_acc", "best_val_epoch", "val_size",
     "trainable_params", "train_seconds", "finished_at", "error_type", "error_message", "config", "ingested_at",
     "source_digest",
@@ -86,7 +99,8 @@ TABLES_DDL: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)",
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, method VARCHAR, input VARCHAR, mapping VARCHAR, backbone VARCHAR,
-        dataset VARCHAR, seed BIGINT, protocol VARCHAR, epochs BIGINT, status VARCHAR NOT NULL,
+        dataset VARCHAR, seed BIGINT, protocol VARCHAR, shots BIGINT, subsample VARCHAR, stage VARCHAR,
+        train_run VARCHAR, source_dataset VARCHAR, epochs BIGINT, status VARCHAR NOT NULL,
         final_acc DOUBLE, best_test_acc DOUBLE, best_test_epoch BIGINT, best_val_acc DOUBLE, best_val_epoch BIGINT,
         val_size BIGINT, trainable_params BIGINT, train_seconds DOUBLE, finished_at TIMESTAMP,
         error_type VARCHAR, error_message VARCHAR, config JSON, ingested_at TIMESTAMP, source_digest VARCHAR)""",
@@ -102,8 +116,12 @@ TABLES_DDL: tuple[str, ...] = (
 
 _RULE_COLUMNS = (("final", "final_acc"), ("best_test", "best_test_acc"), ("best_val", "best_val_acc"))
 
+# Keys that tell prompt-learning cells apart (constant for VR runs); cells group by them after the rule.
+SETTING_COLUMNS: tuple[str, ...] = ("protocol", "shots", "subsample", "source_dataset")
+_SETTINGS = ", ".join(SETTING_COLUMNS)
+
 SCORES_VIEW = "CREATE OR REPLACE VIEW scores AS\n" + "\nUNION ALL\n".join(
-    f"SELECT run_id, method, backbone, dataset, seed, '{rule}' AS rule, {col} AS acc "
+    f"SELECT run_id, method, backbone, dataset, seed, '{rule}' AS rule, {col} AS acc, {_SETTINGS} "
     f"FROM runs WHERE status = 'done' AND {col} IS NOT NULL"
     for rule, col in _RULE_COLUMNS
 )
@@ -111,15 +129,17 @@ SCORES_VIEW = "CREATE OR REPLACE VIEW scores AS\n" + "\nUNION ALL\n".join(
 _AGGREGATES = ('count(*) AS n, avg(s.acc) AS mean, stddev_samp(s.acc) AS std, '
                'min(s.acc) AS "min", max(s.acc) AS "max"')
 
+_S_SETTINGS = ", ".join(f"s.{c}" for c in SETTING_COLUMNS)
+
 VIEWS_DDL: tuple[str, ...] = (
     SCORES_VIEW,
     f"""CREATE OR REPLACE VIEW cells AS
-        SELECT s.method, s.backbone, s.dataset, s.rule, {_AGGREGATES}
-        FROM scores s GROUP BY s.method, s.backbone, s.dataset, s.rule""",
+        SELECT s.method, s.backbone, s.dataset, s.rule, {_S_SETTINGS}, {_AGGREGATES}
+        FROM scores s GROUP BY s.method, s.backbone, s.dataset, s.rule, {_S_SETTINGS}""",
     f"""CREATE OR REPLACE VIEW cells_by_env AS
-        SELECT s.method, s.backbone, s.dataset, s.rule, e.device, e.precision, {_AGGREGATES}
+        SELECT s.method, s.backbone, s.dataset, s.rule, {_S_SETTINGS}, e.device, e.precision, {_AGGREGATES}
         FROM scores s LEFT JOIN environments e ON e.run_id = s.run_id
-        GROUP BY s.method, s.backbone, s.dataset, s.rule, e.device, e.precision""",
+        GROUP BY s.method, s.backbone, s.dataset, s.rule, {_S_SETTINGS}, e.device, e.precision""",
 )
 
 DROP_DDL: tuple[str, ...] = (
