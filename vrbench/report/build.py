@@ -19,6 +19,7 @@ from vrbench.report.model import (
     load_cells,
     load_failed,
 )
+from vrbench.report.prompt import PROMPT_RULE, build_prompt_sections, load_prompt_runs
 from vrbench.report.references import PAPER_RULE, check_paper
 from vrbench.store.db import check_schema, connect
 
@@ -33,15 +34,17 @@ def load_model(db_path: Path, run_ids: set[str] | None = None, paper: str | None
     try:
         check_schema(con, db_path)
         cells = load_cells(con, run_ids, tuple(group_by))
+        prompt_runs = load_prompt_runs(con, run_ids, tuple(group_by))
         failed = load_failed(con, run_ids)
         n_done, n_failed = count_runs(con, run_ids)
     finally:
         con.close()
     boards = build_boards(cells, paper, reference_rows)
+    sections = build_prompt_sections(prompt_runs, paper, reference_rows)
     return ReportModel(
         generated_at=datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0), n_done=n_done,
         n_failed=n_failed, paper=paper, group_by=tuple(group_by), boards=boards, failed=failed,
-        footnotes=collect_footnotes(boards),
+        footnotes=collect_footnotes(boards, sections), prompt_sections=sections,
     )
 
 
@@ -67,6 +70,34 @@ def cells_csv(model: ReportModel) -> str:
     return out.getvalue()
 
 
+def prompt_cells_csv(model: ReportModel) -> str:
+    """The prompt-learning tables, one line per number: seed means (with n, std, min, max), HMs and averages
+    (``over`` = "k/K" for an average over k of the K datasets it should cover), with the published value."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["protocol", "rule", "method", "backbone", *model.group_by, "setting", "row", "column", "n",
+                     "mean", "std", "min", "max", "over", "paper", "paper_table", "paper_method", "paper_value",
+                     "paper_std", "diff"])
+    for section in model.prompt_sections:
+        for table in section.tables:
+            for row in table.rows:
+                for column in table.columns:
+                    value = row.values.get(column)
+                    if value is None:
+                        continue
+                    cell, ref = value.cell, value.ref
+                    writer.writerow([
+                        section.protocol, PROMPT_RULE, row.method, row.backbone, *row.groups, row.setting, row.name,
+                        column, "" if cell is None else cell.n, _num(value.mean),
+                        _num(None if cell is None else cell.std), _num(None if cell is None else cell.min),
+                        _num(None if cell is None else cell.max),
+                        "" if value.over is None else f"{value.over[0]}/{value.over[1]}",
+                        *((ref.paper_stem, ref.table, ref.method, ref.value_text, _num(ref.std), _num(value.diff))
+                          if ref else ("",) * 6),
+                    ])
+    return out.getvalue()
+
+
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
@@ -86,7 +117,8 @@ def _write_atomic(path: Path, text: str) -> None:
 def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str] | None = None,
                  paper: str | None = None, group_by: tuple[str, ...] = (), heatmaps: tuple[str, ...] = (),
                  reference_rows: dict | None = None) -> Path:
-    """Write ``out_dir/index.md`` or ``out_dir/index.html`` (and ``cells.csv`` beside it); return the report path.
+    """Write ``out_dir/index.md`` or ``out_dir/index.html`` (and ``cells.csv`` beside it, plus ``prompt_cells.csv``
+    when prompt-learning runs are selected); return the report path.
 
     ``run_ids`` restricts the report to those runs (e.g. one suite's jobs); ``paper`` (a reference CSV stem such
     as ``ilm_vp_cvpr23``) takes published values from that paper only; ``group_by`` adds row-key columns such as
@@ -114,6 +146,8 @@ def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str
         path = out_dir / FORMATS[fmt]
         _write_atomic(path, text)
         _write_atomic(out_dir / "cells.csv", cells_csv(model))
+        if model.prompt_sections:
+            _write_atomic(out_dir / "prompt_cells.csv", prompt_cells_csv(model))
     except OSError as exc:
         raise ResultsError(f"Cannot write the report to {out_dir}: {exc.strerror or exc}. "
                            "Choose a writable directory with --out.") from exc

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vrbench.report.model import Board, Cell, ReportModel, Row
+from vrbench.report.model import Board, Cell, FailedRun, ReportModel, Row
+from vrbench.report.prompt import AVERAGE, PAPER_SHOTS, PAPER_SOURCE, PromptRow, PromptTable, Value
 from vrbench.report.references import PAPER_RULE, Reference
 
 NOT_RUN = "not run"
@@ -68,9 +69,50 @@ def reference_notes(board: Board, paper_name: str | None) -> list[str]:
     return notes
 
 
-def footnote_text(ref: Reference) -> str:
+def footnote_text(ref: Reference, metrics: list[str] | None = None) -> str:
+    """Paper, table, row and backbone of a footnote; ``metrics``: every metric cited under it (default: ref's)."""
+    metrics = metrics or [ref.metric]
+    metric = f"metric {metrics[0]}" if len(metrics) == 1 else f"metrics {', '.join(metrics)}"
     return (f"{ref.paper}, {ref.paper_stem}.csv, table \"{ref.table}\", row \"{ref.method}\", backbone "
-            f"{ref.backbone}, metric {ref.metric}. Source: {ref.source}")
+            f"{ref.backbone}, {metric}. Source: {ref.source}")
+
+
+def value_ours(value: Value) -> str:
+    """A seed mean as the leaderboards show it; an HM or average (no seeds of its own) as a bare number, with
+    '(over k of K)' when it lacks datasets."""
+    if value.cell is not None:
+        return ours(value.cell)
+    return acc(value.mean) + ("" if value.over is None else f" (over {value.over[0]} of {value.over[1]})")
+
+
+def value_paper(value: Value, model: ReportModel) -> str:
+    """'paper 84.26 [1], Δ -3.3', or 'paper —' when no comparable published value exists."""
+    if value.ref is None or value.diff is None:
+        return f"paper {NO_VALUE}"
+    return f"paper {paper_value(value.ref)} [{model.footnote(value.ref)}], Δ {signed(value.diff)}"
+
+
+def prompt_missing(row: PromptRow, column: str) -> str:
+    """An empty prompt-table cell: a run that does not exist, or a derived number that cannot be formed."""
+    return NO_VALUE if row.is_average or column in ("HM", AVERAGE) else NOT_RUN
+
+
+def prompt_notes(table: PromptTable, paper_name: str | None) -> list[str]:
+    """The legend under a prompt-learning table: what the paper side means, then the table's own caveats."""
+    if table.has_references:
+        notes = [f"paper = published value [footnote], Δ = ours - paper in accuracy points; paper {NO_VALUE} = no "
+                 "comparable published value (see the notes below and How to read this)."]
+        if paper_name:
+            notes.append(f"Published values are taken only from {paper_name}.")
+    else:
+        notes = ["No comparable published value exists for any cell in this table (other backbones, datasets, "
+                 "settings or methods than the papers')."]
+    return notes + table.notes
+
+
+def failed_dataset(run: FailedRun) -> str:
+    """The dataset, plus the setting that tells apart a prompt-learning run's jobs on it."""
+    return f"{run.dataset} ({run.setting})" if run.setting else run.dataset
 
 
 def failed_error(error_type: str, first_line: str, limit: int = 200) -> str:
@@ -79,16 +121,36 @@ def failed_error(error_type: str, first_line: str, limit: int = 200) -> str:
 
 
 def how_to_read(model: ReportModel) -> list[str]:
-    return [
+    """The legend at the end; the leaderboard lines are left out only when the report has prompt tables alone."""
+    leaderboards = bool(model.boards) or not model.prompt_sections
+    lines = [
         "Each cell is the mean ± sample standard deviation (ddof=1) of the test accuracy (%) over n runs (seeds); "
         "a single run shows no ±.",
-        "The selection rule says which epoch's test accuracy a run contributes: final (last epoch), best_test "
-        "(best test accuracy over epochs: the VR papers' rule, optimistic because it selects on the test set), "
-        "best_val (epoch with the best validation accuracy).",
-        f"Published values are compared with the {PAPER_RULE} column, the rule the papers used; they are shown "
-        f"beside the other rules too, marked {MISMATCH_MARK}.",
-        "Δ = ours - paper. Settings can still differ from the paper's (epochs, data subsets, image size): check "
-        "a suite's config before reading a Δ as a reproduction gap.",
-        "Rows are ranked by the number of datasets they cover, then by their average.",
-        "A value is never invented: a cell without a published row says so.",
     ]
+    if leaderboards:
+        lines += [
+            "The selection rule says which epoch's test accuracy a run contributes: final (last epoch), best_test "
+            "(best test accuracy over epochs: the VR papers' rule, optimistic because it selects on the test set), "
+            "best_val (epoch with the best validation accuracy).",
+            f"Published values are compared with the {PAPER_RULE} column, the rule the papers used; they are shown "
+            f"beside the other rules too, marked {MISMATCH_MARK}.",
+        ]
+    lines.append("Δ = ours - paper. Settings can still differ from the paper's (epochs, data subsets, image size): "
+                 "check a suite's config before reading a Δ as a reproduction gap.")
+    if leaderboards:
+        lines.append("Rows are ranked by the number of datasets they cover, then by their average.")
+    lines.append("A value is never invented: a cell without a published row says so.")
+    if model.prompt_sections:
+        lines += _PROMPT_HOW_TO_READ
+    return lines
+
+
+_PROMPT_HOW_TO_READ = [
+    "Prompt-learning tables use the final rule, the prompt-learning papers' own: each run contributes its test "
+    "accuracy after the last epoch, and a cell is the mean over its n seeds. HM and averages are computed from "
+    "those seed means, as the papers do (HM of the seed-averaged Base and Novel; plain means over datasets), so "
+    "they carry no n of their own. Rows follow the papers' order of methods and datasets.",
+    f"Published values appear only like for like: the paper's backbone (CLIP ViT-B/16), {PAPER_SHOTS} shots for "
+    f"base-to-novel and transfer, prompts trained on {PAPER_SOURCE} for transfer, and for an average exactly the "
+    "datasets the paper averaged. Anything else shows paper — and a note.",
+]

@@ -10,6 +10,7 @@ from typing import Any
 
 from vrbench.report import formatting as f
 from vrbench.report.model import Board, ReportModel
+from vrbench.report.prompt import PromptSection, PromptTable, Value
 
 TEMPLATE = "report.html.j2"
 
@@ -38,6 +39,36 @@ def _board_view(board: Board, model: ReportModel) -> dict[str, Any]:
     }
 
 
+def _value_view(table: PromptTable, model: ReportModel, value: Value, column: str) -> dict[str, str]:
+    view = {"ours": f.value_ours(value), "paper": "", "sign": "", "missing": "",
+            "title": "HM of the Base and Novel seed means" if column == "HM" else "mean of the dataset means"}
+    if value.cell is not None:
+        view["title"] = f"min {f.acc(value.cell.min)}, max {f.acc(value.cell.max)}, n={value.cell.n}"
+    if table.has_references:
+        view["paper"] = f.value_paper(value, model)
+        if value.diff is not None:
+            view["sign"] = "pos" if value.diff >= 0.05 else "neg" if value.diff <= -0.05 else ""
+    return view
+
+
+def _prompt_view(section: PromptSection, model: ReportModel) -> dict[str, Any]:
+    tables = []
+    for table in section.tables:
+        keys = ["Method · backbone", *model.group_by, *([table.name_header] if table.name_header else [])]
+        rows = []
+        for row in table.rows:
+            cells = []
+            for column in table.columns:
+                value = row.values.get(column)
+                cells.append({"missing": f.prompt_missing(row, column)} if value is None
+                             else _value_view(table, model, value, column))
+            rows.append({"key_cells": [row.label, *row.groups, *([row.name] if table.name_header else [])],
+                         "cells": cells})
+        tables.append({"caption": table.caption, "key_header": keys, "columns": table.columns, "rows": rows,
+                       "notes": f.prompt_notes(table, model.paper)})
+    return {"protocol": section.protocol, "title": section.title, "tables": tables}
+
+
 def render_html(model: ReportModel) -> str:
     import jinja2  # only the HTML format needs it
 
@@ -46,9 +77,10 @@ def render_html(model: ReportModel) -> str:
     return env.from_string(source).render(
         model=model, generated=f"{model.generated_at:%Y-%m-%d %H:%M}", not_run=f.NOT_RUN,
         boards=[_board_view(b, model) for b in model.boards],
-        failed=[{"method": r.method, "backbone": r.backbone, "dataset": r.dataset,
+        prompt_sections=[_prompt_view(s, model) for s in model.prompt_sections],
+        failed=[{"method": r.method, "backbone": r.backbone, "dataset": f.failed_dataset(r),
                  "seed": "—" if r.seed is None else r.seed, "error": f.failed_error(r.error_type, r.first_line),
                  "run_id": r.run_id} for r in model.failed],
-        footnotes=[f.footnote_text(ref) for ref in model.footnotes],
+        footnotes=[f.footnote_text(ref, model.cited_metrics(ref)) for ref in model.footnotes],
         how_to_read=f.how_to_read(model),
     )

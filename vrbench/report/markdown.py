@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from vrbench.report import formatting as f
 from vrbench.report.model import Board, ReportModel
+from vrbench.report.prompt import PromptSection, PromptTable
 
 _SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\|<>*`[]"})
 
@@ -41,19 +42,51 @@ def _board(board: Board, model: ReportModel) -> list[str]:
     return [*out, ""]
 
 
+def _prompt_table(table: PromptTable, model: ReportModel) -> list[str]:
+    keys = ["Method · backbone", *(md(g) for g in model.group_by), *([table.name_header] if table.name_header else [])]
+    header = [*keys, *(md(c) for c in table.columns)]
+    align = [":---"] * len(keys) + ["---:"] * len(table.columns)
+    rows = []
+    for row in table.rows:
+        cells = []
+        for column in table.columns:
+            value = row.values.get(column)
+            if value is None:
+                cells.append(f.prompt_missing(row, column))
+            elif table.has_references:
+                cells.append(f"{f.value_ours(value)}; {f.value_paper(value, model)}")
+            else:
+                cells.append(f.value_ours(value))
+        name = [md(row.name)] if table.name_header else []
+        rows.append([md(row.label), *(md(g) for g in row.groups), *name, *cells])
+    out = [f"*{md(table.caption)}*", ""]
+    out += _table(header, rows, align)
+    out += [""] + [f"- {md(note)}" for note in f.prompt_notes(table, model.paper)]
+    return [*out, ""]
+
+
+def _prompt_section(section: PromptSection, model: ReportModel) -> list[str]:
+    out = [f"## {section.title}", ""]
+    for table in section.tables:
+        out += _prompt_table(table, model)
+    return out
+
+
 def render_markdown(model: ReportModel) -> str:
     scope = f" (published values from {md(model.paper)})" if model.paper else ""
     out = ["# vrbench report", "",
            f"Generated {model.generated_at:%Y-%m-%d %H:%M} UTC from {model.n_runs} runs "
            f"({model.n_done} done, {model.n_failed} failed){scope}.", ""]
-    if not model.boards:
+    if not model.boards and not model.prompt_sections:
         out += ["No finished run has an accuracy yet: run a suite, then `vrbench report` again.", ""]
     for board in model.boards:
         out += _board(board, model)
+    for section in model.prompt_sections:
+        out += _prompt_section(section, model)
     if model.failed:
         out += ["## Failed runs", ""]
         out += _table(["Method", "Backbone", "Dataset", "Seed", "Error", "Run"],
-                      [[md(r.method), md(r.backbone), md(r.dataset), md("—" if r.seed is None else r.seed),
+                      [[md(r.method), md(r.backbone), md(f.failed_dataset(r)), md("—" if r.seed is None else r.seed),
                         md(f.failed_error(r.error_type, r.first_line)), md(r.run_id)]
                        for r in model.failed],
                       [":---", ":---", ":---", "---:", ":---", ":---"])
@@ -61,7 +94,8 @@ def render_markdown(model: ReportModel) -> str:
                 "lists them and a re-run retries them.", ""]
     if model.footnotes:
         out += ["## Published values", ""]
-        out += [f"{i}. {f.footnote_text(ref)}" for i, ref in enumerate(model.footnotes, start=1)]
+        out += [f"{i}. {f.footnote_text(ref, model.cited_metrics(ref))}"
+                for i, ref in enumerate(model.footnotes, start=1)]
         out += [""]
     out += ["## How to read this", "", *(f"- {line}" for line in f.how_to_read(model))]
     return "\n".join(out) + "\n"

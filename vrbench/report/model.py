@@ -1,5 +1,8 @@
 """What a report shows, read from the index: leaderboards per selection rule, failed runs, reference footnotes.
 
+Runs of the prompt-learning protocols are not in the leaderboards (a method's base and novel accuracy on one
+dataset are not one cell): :mod:`vrbench.report.prompt` lays them out as the papers do.
+
 Renderers (Markdown, HTML, CSV) only format this model, so every format shows the same numbers.
 """
 
@@ -8,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -16,7 +19,12 @@ from vrbench.errors import ConfigError
 from vrbench.report.references import PAPER_RULE, Reference, match
 from vrbench.store.schema import ENV_COLUMNS
 
+if TYPE_CHECKING:
+    from vrbench.report.prompt import PromptSection
+
 RULES: tuple[str, ...] = ("final", "best_test", "best_val")
+# config.protocol values reported in the papers' prompt-learning layouts instead of the leaderboards.
+PROMPT_PROTOCOLS: tuple[str, ...] = ("base2novel", "fewshot", "cross_dataset", "domain_generalization")
 RULE_CAPTIONS: dict[str, str] = {
     "final": "final: test accuracy after the last epoch (no selection).",
     "best_test": "best_test: the maximum test accuracy over epochs. This is the VR papers' rule; it selects on the "
@@ -99,6 +107,7 @@ class FailedRun:
     seed: int | None
     error_type: str
     first_line: str
+    setting: str = ""  # prompt-learning runs: protocol, shots, class subset, source (empty for VR runs)
 
 
 @dataclass
@@ -111,6 +120,7 @@ class ReportModel:
     boards: list[Board]
     failed: list[FailedRun]
     footnotes: list[Reference]  # reference sources used, numbered from 1 in this order
+    prompt_sections: list[PromptSection] = field(default_factory=list)  # one per prompt-learning protocol present
 
     @property
     def n_runs(self) -> int:
@@ -120,6 +130,14 @@ class ReportModel:
         """1-based number of the footnote naming ``ref``'s paper, table and row."""
         key = _footnote_key(ref)
         return next(i for i, r in enumerate(self.footnotes, start=1) if _footnote_key(r) == key)
+
+    def cited_metrics(self, ref: Reference) -> list[str]:
+        """The metrics cited under ``ref``'s footnote, in first-use order (a base-to-novel row cites three)."""
+        key = _footnote_key(ref)
+        cited = [c.ref.metric for b in self.boards for r in b.rows for c in r.cells.values()
+                 if c.ref is not None and _footnote_key(c.ref) == key]
+        cited += [r.metric for s in self.prompt_sections for r in s.references if _footnote_key(r) == key]
+        return list(dict.fromkeys(cited)) or [ref.metric]
 
 
 def _footnote_key(ref: Reference) -> tuple[str, str, str, str]:
@@ -161,9 +179,10 @@ def load_cells(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None,
     sql = f"""SELECT s.method, s.backbone, s.dataset, s.rule{group_sql},
                      count(*), avg(s.acc), stddev_samp(s.acc), min(s.acc), max(s.acc)
               FROM scores s JOIN runs r ON r.run_id = s.run_id LEFT JOIN environments e ON e.run_id = s.run_id
-              WHERE {where} GROUP BY ALL ORDER BY ALL"""
+              WHERE (r.protocol IS NULL OR NOT list_contains(?, r.protocol)) AND {where}
+              GROUP BY ALL ORDER BY ALL"""
     out = []
-    for row in con.execute(sql, params).fetchall():
+    for row in con.execute(sql, [list(PROMPT_PROTOCOLS), *params]).fetchall():
         method, backbone, dataset, rule = row[:4]
         values = tuple("—" if v is None else str(v) for v in row[4:4 + len(groups)])
         n, mean, std, lo, hi = row[4 + len(groups):]
@@ -174,14 +193,27 @@ def load_cells(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None,
 def load_failed(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None) -> list[FailedRun]:
     where, params = _filter(run_ids, "run_id")
     rows = con.execute(
-        f"""SELECT run_id, method, backbone, dataset, seed, error_type, error_message FROM runs
+        f"""SELECT run_id, method, backbone, dataset, seed, error_type, error_message, protocol, shots, subsample,
+                   source_dataset FROM runs
             WHERE status = 'failed' AND {where} ORDER BY method, backbone, dataset, seed, run_id""", params).fetchall()
     failed = []
-    for run_id, method, backbone, dataset, seed, error_type, message in rows:
+    for run_id, method, backbone, dataset, seed, error_type, message, *setting in rows:
         lines = (message or "").strip().splitlines()
         failed.append(FailedRun(run_id, method, backbone, dataset, seed, error_type or "error",
-                                lines[0] if lines else "(no message)"))
+                                lines[0] if lines else "(no message)", _setting(*setting)))
     return failed
+
+
+def _setting(protocol: str | None, shots: int | None, subsample: str | None, source: str | None) -> str:
+    """'base2novel, 16-shot, new classes, from imagenet' for a prompt-learning run; '' for a VR run."""
+    if protocol not in PROMPT_PROTOCOLS:
+        return ""
+    parts = [protocol, *([] if shots is None else [f"{shots}-shot"])]
+    if subsample not in (None, "all"):
+        parts.append(f"{subsample} classes")
+    if source:
+        parts.append(f"from {source}")
+    return ", ".join(parts)
 
 
 def count_runs(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None) -> tuple[int, int]:
@@ -218,7 +250,8 @@ def build_boards(cells: list[tuple[str, str, str, str, tuple[str, ...], Cell]], 
     return boards
 
 
-def collect_footnotes(boards: list[Board]) -> list[Reference]:
+def collect_footnotes(boards: list[Board], prompt_sections: list[PromptSection] | None = None) -> list[Reference]:
+    """The distinct published rows cited, leaderboards first, then the prompt-learning tables."""
     seen: dict[tuple[str, str, str, str], Reference] = {}
     for board in boards:
         for row in board.rows:
@@ -226,4 +259,7 @@ def collect_footnotes(boards: list[Board]) -> list[Reference]:
                 cell = row.cells.get(dataset)
                 if cell is not None and cell.ref is not None:
                     seen.setdefault(_footnote_key(cell.ref), cell.ref)
+    for section in prompt_sections or ():
+        for ref in section.references:
+            seen.setdefault(_footnote_key(ref), ref)
     return list(seen.values())

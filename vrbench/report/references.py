@@ -27,7 +27,8 @@ BACKBONE_ALIASES: dict[str, str] = {
 }
 
 # Our dataset name -> the CSVs' name, where they differ (identical names need no entry).
-DATASET_ALIASES: dict[str, str] = {"oxfordpets": "oxford_pets", "stanfordcars": "stanford_cars"}
+DATASET_ALIASES: dict[str, str] = {"oxfordpets": "oxford_pets", "stanfordcars": "stanford_cars",
+                                   "imagenetv2": "imagenet_v2"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,29 @@ def _smm_ilm(row: str) -> tuple[RefSource, ...]:
     return tuple(RefSource(_SMM, table, row) for table in (_SMM_T1, _SMM_T2, _SMM_T12))
 
 
+_PSRC = "promptsrc_iccv23"
+PSRC_B2N = "Table 1 base-to-novel (16-shot base classes)"
+PSRC_ABLATION = "Suppl. per-dataset component ablation (base-to-novel)"  # the only base-to-novel IVLP row
+PSRC_FEWSHOT = "Suppl. few-shot per-dataset table"
+PSRC_XD = "Table: cross-dataset (train ImageNet 16-shot all classes, zero-shot transfer)"
+PSRC_DG = "Table: domain generalization (source ImageNet)"
+
+# Which published tables can hold a prompt-learning protocol's numbers: a method's row in the few-shot table must
+# never answer for its base-to-novel cell, and ImageNet appears in both the cross-dataset and the DG table.
+PROTOCOL_TABLES: dict[str, tuple[str, ...]] = {
+    "base2novel": (PSRC_B2N, PSRC_ABLATION),
+    "fewshot": (PSRC_FEWSHOT,),
+    "cross_dataset": (PSRC_XD,),
+    "domain_generalization": (PSRC_DG,),
+}
+
+
+def _psrc(row: str, *tables: str) -> tuple[RefSource, ...]:
+    return tuple(RefSource(_PSRC, table, row) for table in tables)
+
+
+_PSRC_ALL = (PSRC_B2N, PSRC_FEWSHOT, PSRC_XD, PSRC_DG)
+
 # Our method name -> the rows that report it, in order of preference within a paper.
 METHOD_ALIASES: dict[str, tuple[RefSource, ...]] = {
     "padding+ilm": (RefSource(_ILM, _ILM_TABLE, "ILM-VP"), *_smm_ilm("Pad")),
@@ -67,6 +91,14 @@ METHOD_ALIASES: dict[str, tuple[RefSource, ...]] = {
     "smm+rlm": (RefSource(_SMM, _SMM_T10, "SMM+RLM"),),
     "full+flm": (RefSource(_SMM, _SMM_T10, "Full+FLM"),),
     "full+rlm": (RefSource(_SMM, _SMM_T10, "Full+RLM"),),
+    # CLIP prompt learning (PromptSRC's tables, which reprint CLIP, CoOp, CoCoOp and MaPLe)
+    "zeroshot": _psrc("CLIP (zero-shot)", PSRC_B2N, PSRC_DG),
+    "linear_probe_clip": _psrc("Linear probe CLIP", PSRC_FEWSHOT),
+    "coop": _psrc("CoOp", *_PSRC_ALL),
+    "cocoop": _psrc("CoCoOp", *_PSRC_ALL),
+    "ivlp": _psrc("IVLP", PSRC_ABLATION),
+    "maple": _psrc("MaPLe", *_PSRC_ALL),
+    "promptsrc": _psrc("PromptSRC", *_PSRC_ALL),
 }
 
 # Which paper to prefer when a suite names none.
@@ -141,26 +173,57 @@ def check_paper(paper: str | None) -> None:
     raise ConfigError(f"Unknown reference paper {paper!r}.{hint} Known papers: {', '.join(known_papers())}.")
 
 
+def _sources(method: str, paper: str | None, rows: dict[str, tuple[RefSource, ...]] | None,
+             tables: tuple[str, ...] | None) -> tuple[RefSource, ...]:
+    """The published rows that may report ``method``, most preferred first."""
+    check_paper(paper)
+    # A suite's own `reference.rows` name the rows its methods reproduce; they come before the built-in aliases.
+    sources = (*(rows or {}).get(method, ()), *METHOD_ALIASES.get(method, ()))
+    if tables is not None:
+        sources = tuple(s for s in sources if s.table in tables)
+    if paper is not None:
+        return tuple(s for s in sources if s.paper == paper)
+    order = {stem: i for i, stem in enumerate(DEFAULT_PAPER_ORDER)}
+    return tuple(sorted(sources, key=lambda s: order.get(s.paper, len(order))))
+
+
+def ref_dataset(dataset: str) -> str:
+    """Our dataset name as the reference CSVs spell it."""
+    return DATASET_ALIASES.get(dataset, dataset)
+
+
 def match(method: str, backbone: str, dataset: str, paper: str | None = None,
-          metric: str = METRIC, rows: dict[str, tuple[RefSource, ...]] | None = None) -> Reference | None:
+          metric: str = METRIC, rows: dict[str, tuple[RefSource, ...]] | None = None,
+          tables: tuple[str, ...] | None = None) -> Reference | None:
     """The published value for our (method, backbone, dataset), or None when no paper reports it.
 
     With ``paper`` (a CSV stem) only that paper is consulted, so a report compares with the paper its suite
-    reproduces; without it, papers are tried in DEFAULT_PAPER_ORDER.
+    reproduces; without it, papers are tried in DEFAULT_PAPER_ORDER. ``tables`` restricts the search to those
+    published tables (a protocol's, see PROTOCOL_TABLES). The backbone must be the published one: a cell from
+    another backbone has no reference, however similar the method.
     """
-    check_paper(paper)
-    ref_backbone = BACKBONE_ALIASES.get(backbone, backbone)
-    ref_dataset = DATASET_ALIASES.get(dataset, dataset)
-    # A suite's own `reference.rows` name the rows its methods reproduce; they come before the built-in aliases.
-    sources = (*(rows or {}).get(method, ()), *METHOD_ALIASES.get(method, ()))
-    if paper is not None:
-        sources = tuple(s for s in sources if s.paper == paper)
-    else:
-        order = {stem: i for i, stem in enumerate(DEFAULT_PAPER_ORDER)}
-        sources = tuple(sorted(sources, key=lambda s: order.get(s.paper, len(order))))
     index = _index()
-    for source in sources:
-        found = index.get((source.paper, source.table, source.method, ref_backbone, ref_dataset, metric))
+    ref_backbone = BACKBONE_ALIASES.get(backbone, backbone)
+    for source in _sources(method, paper, rows, tables):
+        found = index.get((source.paper, source.table, source.method, ref_backbone, ref_dataset(dataset), metric))
         if found is not None:
             return found
     return None
+
+
+def published_backbones(method: str, paper: str | None = None, metric: str = METRIC,
+                        rows: dict[str, tuple[RefSource, ...]] | None = None,
+                        tables: tuple[str, ...] | None = None) -> set[str]:
+    """The backbones (CSV names) for which some paper reports ``method`` under ``metric``; lets a report say why
+    a row of another backbone shows no published value."""
+    wanted = {(s.paper, s.table, s.method) for s in _sources(method, paper, rows, tables)}
+    return {r.backbone for refs in load_references().values() for r in refs
+            if (r.paper_stem, r.table, r.method) in wanted and r.metric == metric}
+
+
+def datasets_of(ref: Reference) -> set[str]:
+    """The per-dataset rows (CSV names, printed averages excluded) of ``ref``'s table, row, backbone and metric:
+    what a printed average such as ``avg_11_datasets`` is the mean of."""
+    return {r.dataset for r in load_references().get(ref.paper_stem, ())
+            if (r.table, r.method, r.backbone, r.metric) == (ref.table, ref.method, ref.backbone, ref.metric)
+            and not r.dataset.startswith("avg_")}
