@@ -268,22 +268,26 @@ def test_cross_dataset_average_over_targets_only(db: Path, tmp_path: Path) -> No
 
 
 def test_transfer_full_targets_and_domain_generalization(tmp_path: Path) -> None:
+    """As the suites write them: one ImageNet training run (protocol cross_dataset) whose prompts both the
+    cross-dataset and the DG eval runs test; zero-shot CLIP's ImageNet job is a cross_dataset job too."""
     root = tmp_path / "results"
     train = write_prompt_run(root, protocol="cross_dataset", method="promptsrc", dataset="imagenet", acc=71.0)
     for index, target in enumerate(TARGETS):
         write_prompt_run(root, protocol="cross_dataset", method="promptsrc", dataset=target, acc=60.0 + index,
                          train_run=train, source_dataset="imagenet")
-    dg_train = write_prompt_run(root, protocol="domain_generalization", method="promptsrc", dataset="imagenet",
-                                acc=71.5)
+    dg_runs = {train}
     for index, target in enumerate(DG_TARGETS):
-        write_prompt_run(root, protocol="domain_generalization", method="promptsrc", dataset=target,
-                         acc=50.0 + index, train_run=dg_train, source_dataset="imagenet")
+        dg_runs.add(write_prompt_run(root, protocol="domain_generalization", method="promptsrc", dataset=target,
+                                     acc=50.0 + index, train_run=train, source_dataset="imagenet"))
     # zero-shot CLIP has no training run: every job tests on its own dataset, ImageNet is its source column
     for index, dataset in enumerate(("imagenet", *DG_TARGETS)):
-        write_prompt_run(root, protocol="domain_generalization", method="zeroshot", dataset=dataset, acc=40.0 + index,
-                         shots=None)
+        dg_runs.add(write_prompt_run(root, protocol="cross_dataset" if dataset == "imagenet" else
+                                     "domain_generalization", method="zeroshot", dataset=dataset, acc=40.0 + index,
+                                     shots=None))
     db = tmp_path / "db.duckdb"
     ingest(root, db)
+    dg_only = load_model(db, run_ids=dg_runs)  # e.g. a suite with the DG grid alone
+    assert [s.protocol for s in dg_only.prompt_sections] == ["domain_generalization"]
     parts = sections(build_report(db, tmp_path / "out", paper=PSRC).read_text())
     (xd,) = tables(parts["Cross-dataset transfer"])
     ours = sum(60.0 + i for i in range(10)) / 10
@@ -294,6 +298,8 @@ def test_transfer_full_targets_and_domain_generalization(tmp_path: Path) -> None
     assert dg[0] == ["Method · backbone", "imagenet (source)", "imagenetv2", "imagenet_sketch", "imagenet_a",
                      "imagenet_r", "Average"]
     assert [r[0] for r in dg[2:]] == ["zeroshot · clip_vit_b16", "promptsrc · clip_vit_b16"]  # the papers' order
+    assert [r[0] for r in xd[2:]] == ["promptsrc · clip_vit_b16"]  # zero-shot has no cross-dataset targets
+    assert row(dg, "promptsrc · clip_vit_b16")["imagenet (source)"].startswith("71.0 (n=1); paper ")
     zeroshot = row(dg, "zeroshot · clip_vit_b16")
     assert zeroshot["imagenet (source)"].endswith(
         paper_part(published(DG, "CLIP (zero-shot)", "imagenet", "top1_acc"), 40.0, 2))

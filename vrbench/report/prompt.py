@@ -414,12 +414,19 @@ def _fewshot(runs: list[PromptRun], ctx: _Context) -> PromptTable:
 # ------------------------------------------------------------------------------------------------ transfer
 
 
-def _transfer(protocol: str, runs: list[PromptRun], ctx: _Context) -> list[PromptTable]:
-    """Cross-dataset and DG: a row per method and source, the source's own accuracy, each target, the average
-    over the targets (never the source)."""
-    # An eval run names its training run's dataset; a training run tests on its own source. A zero-shot method
-    # has neither (each of its jobs tests CLIP on its own dataset): its run on a dataset the other methods train
-    # on is that source's column, its other runs are targets (of ImageNet when several sources exist).
+TRANSFER_PROTOCOLS = ("cross_dataset", "domain_generalization")
+
+
+def _transfer_runs(protocol: str, runs: list[PromptRun]) -> list[tuple[str, PromptRun]]:
+    """The (source dataset, run) pairs of one transfer table, out of the runs of both transfer protocols.
+
+    Cross-dataset and DG test the same ImageNet-trained prompts, so one training run (whichever protocol its
+    config names) is the source column of both tables. An eval run names its training run's dataset; a training
+    run tests on its own source. A zero-shot method has neither (each of its jobs tests CLIP on its own dataset):
+    its run on a dataset the other methods train on is that source's column, its other runs are targets (of
+    ImageNet when there are several sources). A source run goes to each table where its row has targets, or, when
+    it has none yet, to the table of its own protocol.
+    """
     sources = {r.source_dataset or r.dataset for r in runs if r.base_method not in TRAINING_FREE} or {PAPER_SOURCE}
 
     def source(run: PromptRun) -> str:
@@ -429,11 +436,31 @@ def _transfer(protocol: str, runs: list[PromptRun], ctx: _Context) -> list[Promp
             return run.dataset
         return PAPER_SOURCE if PAPER_SOURCE in sources else min(sources, key=_dataset_key)
 
+    def row(run: PromptRun) -> tuple[str, RowKey, int | None]:
+        return source(run), _row_key(run), run.shots
+
+    targets_in: dict[tuple[str, RowKey, int | None], set[str]] = defaultdict(set)
+    for run in runs:
+        if run.dataset != source(run):
+            targets_in[row(run)].add(run.protocol)
+    out = []
+    for run in runs:
+        if run.dataset != source(run):
+            keep = run.protocol == protocol
+        else:
+            keep = protocol in targets_in[row(run)] or (not targets_in[row(run)] and run.protocol == protocol)
+        if keep:
+            out.append((source(run), run))
+    return out
+
+
+def _transfer(protocol: str, runs: list[PromptRun], ctx: _Context) -> list[PromptTable]:
+    """Cross-dataset and DG: a row per method and source, the source's own accuracy, each target, the average
+    over the targets (never the source)."""
     accs: dict[str, dict[tuple[RowKey, int | None], dict[str, list[float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))
     rows_runs: dict[tuple[str, RowKey, int | None], list[PromptRun]] = defaultdict(list)
-    for run in runs:
-        src = source(run)
+    for src, run in _transfer_runs(protocol, runs):
         accs[src][(_row_key(run), run.shots)][run.dataset].append(run.acc)
         rows_runs[(src, _row_key(run), run.shots)].append(run)
     mixed = _mixed_shots(key for per in accs.values() for key in per)
@@ -495,7 +522,9 @@ def build_prompt_sections(runs: list[PromptRun], paper: str | None,
     ctx = _Context(paper, reference_rows)
     sections = []
     for protocol in PROMPT_PROTOCOLS:
-        selected = [r for r in runs if r.protocol == protocol]
-        if selected:
-            sections.append(PromptSection(protocol, TITLES[protocol], _BUILDERS[protocol](selected, ctx)))
+        pool = TRANSFER_PROTOCOLS if protocol in TRANSFER_PROTOCOLS else (protocol,)
+        selected = [r for r in runs if r.protocol in pool]
+        tables = _BUILDERS[protocol](selected, ctx) if selected else []
+        if tables:
+            sections.append(PromptSection(protocol, TITLES[protocol], tables))
     return sections
