@@ -113,8 +113,8 @@ def test_dry_run_prints_the_jobs_load_suite_computes(runs):
         row = next(line for line in dry.stdout.splitlines() if job.run_id in line)
         cells = [cell.strip() for cell in row.strip("│ ").split("│")]
         c = job.config
-        assert cells[:-1] == [job.run_id, c["input"], c["mapping"], c["backbone"], c["dataset"], str(c["seed"]),
-                              str(c["epochs"]), f"{c['lr']:g}", str(c["batch_size"])]
+        assert cells[:-1] == [job.run_id, f"{c['input']}+{c['mapping']}", c["backbone"], c["dataset"],
+                              str(c["seed"]), str(c["epochs"]), f"{c['lr']:g}", str(c["batch_size"])]
         assert float(cells[-1]) == pytest.approx(job_tmacs(c), abs=0.01)  # the estimated cost column
     assert "estimated" in dry.stdout and "GPU-hours" in dry.stdout
 
