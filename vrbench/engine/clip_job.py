@@ -124,6 +124,33 @@ class ClipPromptJob(Job):
     def set_mode(self, train: bool) -> None:
         self.method.train(train)
 
+    @torch.no_grad()
+    def evaluate(self, images) -> float:
+        """Methods that leave the image path alone (zero-shot, CoOp) test on cached frozen image features."""
+        if self.method.changes_image_path:
+            return super().evaluate(images)
+        self.set_mode(False)
+        features = self.frozen_image_features(images)
+        correct = 0
+        size = self.config["test_batch_size"]
+        for start in range(0, len(images), size):
+            logits = self.method.logits_from_image_features(features[start:start + size].to(self.plan.device))
+            correct += (logits.float().argmax(1).cpu() == images.labels[start:start + size]).sum().item()
+        return 100.0 * correct / len(images)
+
+    @torch.no_grad()
+    def frozen_image_features(self, images) -> torch.Tensor:
+        """(N, D) unnormalised features of the frozen image encoder at the test transform, through the cache."""
+        def compute() -> torch.Tensor:
+            outputs = []
+            for start in range(0, len(images), self.config["test_batch_size"]):
+                x = images.images[start:start + self.config["test_batch_size"]].to(self.plan.device).float() / 255
+                with self._autocast():
+                    outputs.append(self.clip.encode_image(self.input.preprocess(x, train=False)).float().cpu())
+            return torch.cat(outputs)
+
+        return self.cache.image(images.images, images.labels, compute)
+
     def first_start(self) -> None:
         pass
 
@@ -205,17 +232,8 @@ class LinearProbeJob(ClipPromptJob):
         root = self.runtime.get("data_root")
         return Path(root) if root else None
 
-    @torch.no_grad()
     def _features(self, images) -> tuple[np.ndarray, np.ndarray]:
-        def compute() -> torch.Tensor:
-            outputs = []
-            for start in range(0, len(images), self.config["test_batch_size"]):
-                x = images.images[start:start + self.config["test_batch_size"]].to(self.plan.device).float() / 255
-                outputs.append(self.clip.encode_image(self.input.preprocess(x, train=False)).float().cpu())
-            return torch.cat(outputs)
-
-        features = self.cache.image(images.images, images.labels, compute)
-        return features.numpy(), images.labels.numpy()
+        return self.frozen_image_features(images).numpy(), images.labels.numpy()
 
 
 def _per_class_choice(labels: np.ndarray, shots: int) -> np.ndarray:
