@@ -327,17 +327,21 @@ def ls(what: Annotated[Listing, typer.Argument(help="what to list")]) -> None:
 
         for column in ("axis", "name", "version", "hyperparameters", "description"):
             table.add_column(column)
-        for axis, registry in (("input", INPUTS), ("mapping", MAPPINGS)):
-            for entry in registry:
-                params = ", ".join(f"{k}={v}" for k, v in entry.params.items()) or "-"
-                table.add_row(axis, entry.name, str(entry.version), params, entry.description)
+        from vrbench.methods.clip_catalog import CLIP_METHODS
+
+        for axis, registry in (("input", INPUTS), ("mapping", MAPPINGS), ("method", CLIP_METHODS)):
+            for entry in registry:  # "method": the CLIP prompt-learning axis (its defaults are the recipe)
+                settings = {**entry.params, **getattr(entry, "defaults", {})} if axis == "method" else entry.params
+                params = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in settings.items())
+                table.add_row(axis, entry.name, str(entry.version), params or "-", entry.description)
     elif what is Listing.backbones:
         from vrbench.backbones import BACKBONES
 
         for column in ("name", "input", "classes", "mean/std", "weights", "offline"):
             table.add_column(column)
         for b in BACKBONES:
-            table.add_row(b.name, str(b.input_size), str(b.num_classes), f"{b.mean[0]}/{b.std[0]}", b.weights,
+            classes = "text" if b.is_clip else str(b.num_classes)  # CLIP classifies against class-name embeddings
+            table.add_row(b.name, str(b.input_size), classes, f"{b.mean[0]}/{b.std[0]}", b.weights,
                           "yes" if b.offline else "no")
     elif what is Listing.datasets:
         from vrbench.datasets import DATASETS

@@ -35,14 +35,14 @@ _SGD = {"lr_schedule": "warmup_cosine"}
 _IVLP = {"n_ctx_text": 4, "n_ctx_vision": 4, "depth_text": 9, "depth_vision": 9, "ctx_init": "a photo of a"}
 
 CLIP_METHODS.register("zeroshot", ClipMethodInfo(
-    "zeroshot", 1, trains=False, kind="zeroshot", defaults={"epochs": 0, "batch_size": 100},
+    "zeroshot", 1, trains=False, kind="zeroshot",
     description="zero-shot CLIP with the dataset's hand-crafted template (§1.1)", paper_name="CLIP (zero-shot)"))
 CLIP_METHODS.register("zeroshot_ensemble", ClipMethodInfo(
-    "zeroshot_ensemble", 1, trains=False, kind="zeroshot", defaults={"epochs": 0, "batch_size": 100},
+    "zeroshot_ensemble", 1, trains=False, kind="zeroshot",
     description="zero-shot CLIP, 7 templates (+ the dataset's own) averaged (ZeroshotCLIP2 §1.1)",
     paper_name="CLIP (ensemble)"))
 CLIP_METHODS.register("linear_probe_clip", ClipMethodInfo(
-    "linear_probe_clip", 1, kind="linear_probe", params={"num_steps": 8}, defaults={"epochs": 0, "batch_size": 100},
+    "linear_probe_clip", 1, kind="linear_probe", params={"num_steps": 8},
     description="logistic regression on frozen image features, two-stage C search on few-shot val (§1.2)",
     paper_name="Linear probe CLIP"))
 CLIP_METHODS.register("coop", ClipMethodInfo(
