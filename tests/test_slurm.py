@@ -188,3 +188,30 @@ def test_a_preempted_task_is_requeued_by_submitit_and_resumes_from_its_checkpoin
         assert (runs / job.run_id / "result.json").exists()
     log = next((results / "slurm").glob(f"{task}/*_log.out")).read_text()
     assert "checkpointed: requeued" in log and "Requeued job" in log
+
+
+CLIP_SUITE = """
+name: slurm-clip
+protocol: base2novel
+grid: {method: coop, backbone: clip_tiny, dataset: digits, shots: 2, seed: 1}
+defaults: {epochs: 1, subset: {test: 40}, test_batch_size: 40}
+resources: {timeout_min: 20, cpus_per_job: 1}
+"""
+
+
+def test_evaluation_jobs_go_to_slurm_after_their_training_run(slurm: None, tmp_path: Path) -> None:
+    """A base-to-novel pair: the novel-class evaluation array depends on the training array (afterany)."""
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(CLIP_SUITE)
+    train, evaluation = load_suite(suite).jobs
+    assert evaluation.depends_on == train.run_id
+    results = tmp_path / "results"
+    run = run_cli("run", str(suite), "--results", str(results), "--executor", "slurm", "--wait", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    first = json.loads((results / "runs" / train.run_id / "slurm.json").read_text())["array_job_id"]
+    second = json.loads((results / "runs" / evaluation.run_id / "slurm.json").read_text())["array_job_id"]
+    script = (results / "slurm" / second / f"{second}_submission.sh").read_text()
+    assert f"--dependency=afterany:{first}" in script, script
+    novel = json.loads((results / "runs" / evaluation.run_id / "data.json").read_text())
+    assert novel["classes"] == ["5", "6", "7", "8", "9"] or len(novel["classes"]) == 5
+    assert json.loads((results / "runs" / evaluation.run_id / "result.json").read_text())["final_acc"] is not None
