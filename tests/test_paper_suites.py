@@ -42,10 +42,17 @@ def test_icml24_covers_smms_tables_with_labelled_ablations() -> None:
     assert len(found) >= 15 * 12 + 2 * 11 + 4 * 11  # Tables 1/2/12, Table 3's two ablations, Table 10
 
 
-def test_neurips24_is_blms_vision_grid() -> None:
+def test_neurips24_is_blms_vision_grid_and_its_clip_grid() -> None:
     suite = load_suite(SUITES / "neurips24.yaml")
-    assert len(suite.jobs) == 5 * 2 * 12 * 3
-    assert {job.config["crop_margin"] for job in suite.jobs if job.config["input"] == "full"} == {4}
+    vision = [job for job in suite.jobs if job.config["backbone"] == "resnet18"]
+    clip = [job for job in suite.jobs if job.config["backbone"] == "clip_vit_b32"]
+    assert len(vision) == 5 * 2 * 12 * 3 and len(clip) == 3 * 12
+    assert {job.config["crop_margin"] for job in vision if job.config["input"] == "full"} == {4}
+    # BLM on CLIP (§1.10): frame 30, no augmentation, SGD lr 40 with a per-iteration cosine, 81 templates
+    assert {(c["crop_margin"], c["frame"], c["lr"], c["optimizer"], c["lr_schedule"], c["text_templates"], c["epochs"])
+            for c in (job.config for job in clip)} == {(0, 30, 40.0, "sgd", "cosine_iter", "ilm81", 200)}
+    assert {job.config["batch_size"] for job in clip if job.config["dataset"] in ("dtd", "oxfordpets")} == {64}
+    assert {job.config["batch_size"] for job in clip if job.config["dataset"] == "cifar10"} == {256}
 
 
 def test_a_grid_of_its_own_can_set_hyperparameters_and_a_label() -> None:
