@@ -1,10 +1,13 @@
-"""The harness's own overhead per job, for the local pool and for Slurm, on a tiny suite.
+"""The harness's own overhead per job, for the local pool and for Slurm, on the smoke suite.
 
-    python benchmarks/harness_overhead.py [--jobs 6] [--executors local,local-no-preload,slurm]
+    python benchmarks/harness_overhead.py [--suite suites/smoke.yaml | --suite tiny [--jobs 6]]
+                                          [--executors local,local-no-preload,slurm,slurm-packed]
 
-Runs a suite of tiny jobs (EfficientNet-Lite0 on the packaged digits, one epoch of 64 images) through the real
-`vrbench run` command, one job at a time (local: --slots 1, with and without the preloading fork server;
-Slurm: --array-parallelism 1, all CPUs per job), so that wall time is a plain sum. Then
+Runs the suite (default: suites/smoke.yaml, the README's main command; `tiny`: one-epoch EfficientNet-Lite0 jobs on
+64 digits) through the real `vrbench run` command, one job at a time so that wall time is a plain sum: local with
+--slots 1, with and without the preloading fork server; Slurm with --array-parallelism 1 and all CPUs per job, one
+array task per job (`slurm`) or every job in one task (`slurm-packed`: --jobs-per-task N, whose workers are forked
+from one preloaded interpreter). Then
 
     overhead per job = (suite wall time - sum of the jobs' compute time) / jobs
 
@@ -41,7 +44,7 @@ defaults: {{epochs: 1, batch_size: 32, subset: {{train: 64, test: 40}}, canvas: 
 """
 
 
-def run_suite(executor: str, suite: Path, results: Path) -> float:
+def run_suite(executor: str, suite: Path, results: Path, jobs: int) -> float:
     command = [sys.executable, "-m", "vrbench.cli", "run", str(suite), "--results", str(results)]
     cpus = str(os.cpu_count() or 1)
     if executor == "local":
@@ -50,6 +53,8 @@ def run_suite(executor: str, suite: Path, results: Path) -> float:
         command += ["--slots", "1", "--no-preload"]
     else:
         command += ["--executor", "slurm", "--wait", "--array-parallelism", "1", "--cpus-per-job", cpus]
+        if executor == "slurm-packed":
+            command += ["--jobs-per-task", str(jobs)]
     start = time.perf_counter()
     out = subprocess.run(command, capture_output=True, text=True, cwd=suite.parent)
     wall = time.perf_counter() - start
@@ -58,11 +63,9 @@ def run_suite(executor: str, suite: Path, results: Path) -> float:
     return wall
 
 
-def measure(executor: str, jobs: int, workdir: Path) -> dict[str, float]:
-    suite = workdir / f"{executor}.yaml"
-    suite.write_text(SUITE.format(seeds=list(range(-(-jobs // 3)))))
+def measure(executor: str, suite: Path, jobs: int, workdir: Path) -> dict[str, float]:
     results = workdir / f"results-{executor}"
-    wall = run_suite(executor, suite, results)
+    wall = run_suite(executor, suite, results, jobs)
     compute, start, setup = [], [], []
     directories = sorted((results / "runs").iterdir(), key=lambda d: (d / "result.json").stat().st_mtime)
     previous_end = 0.0
@@ -92,21 +95,32 @@ def import_seconds(module: str, repeats: int = 3) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=6, help="jobs in the suite (rounded up to a multiple of 3)")
-    parser.add_argument("--executors", default="local,local-no-preload,slurm",
+    parser.add_argument("--suite", default="suites/smoke.yaml", help="a suite file, or 'tiny' (see above)")
+    parser.add_argument("--jobs", type=int, default=6, help="tiny suite only: jobs (rounded up to a multiple of 3)")
+    parser.add_argument("--executors", default="local,local-no-preload,slurm,slurm-packed",
                         help="comma-separated: local (forked from a preloaded server), local-no-preload (a fresh "
-                             "interpreter per job), slurm")
+                             "interpreter per job), slurm (a task per job), slurm-packed (one task, forked workers)")
     args = parser.parse_args()
 
     print(f"python -c 'import torch': {import_seconds('torch'):.2f} s; "
           f"'import vrbench.engine.loop' (what a worker imports): {import_seconds('vrbench.engine.loop'):.2f} s")
     rows = []
     with tempfile.TemporaryDirectory(prefix="vrbench-overhead-") as tmp:
+        if args.suite == "tiny":
+            suite = Path(tmp) / "tiny.yaml"
+            suite.write_text(SUITE.format(seeds=list(range(-(-args.jobs // 3)))))
+        else:
+            suite = Path(args.suite).resolve()
+        from vrbench.suite import load_suite
+
+        jobs = len(load_suite(suite).jobs)
+        print(f"suite {suite.name}: {jobs} jobs, one at a time")
         for executor in [e.strip() for e in args.executors.split(",") if e.strip()]:
-            if executor == "slurm" and shutil.which("sbatch") is None:
-                print("slurm: skipped (no sbatch on PATH; `sudo bash .ci/slurm-setup.sh` starts a one-node cluster)")
+            if executor.startswith("slurm") and shutil.which("sbatch") is None:
+                print(f"{executor}: skipped (no sbatch on PATH; `sudo bash .ci/slurm-setup.sh` starts a one-node "
+                      "cluster)")
                 continue
-            rows.append((executor, measure(executor, args.jobs, Path(tmp))))
+            rows.append((executor, measure(executor, suite, jobs, Path(tmp))))
     header = ("executor", "jobs", "wall s", "compute s", "overhead s/job", "start", "setup", "launcher")
     print(" | ".join(header))
     for executor, m in rows:

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_killed_after_first_checkpoint
 from vrbench.suite import load_suite
 
 
@@ -103,16 +98,7 @@ def test_a_killed_prompt_learning_job_resumes_with_identical_numbers_and_prompts
 
     results = tmp_path / "killed"
     directory = results / "runs" / job.run_id
-    launcher = subprocess.Popen([sys.executable, "-m", "vrbench.cli", "run", str(suite), "--results", str(results),
-                                 "--threads", "1"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
-    deadline = time.monotonic() + 300
-    while not (directory / "checkpoint.pt").exists():
-        assert time.monotonic() < deadline and launcher.poll() is None, "no checkpoint appeared"
-        time.sleep(0.02)
-    os.kill(json.loads((directory / "claim.json").read_text())["worker_pid"], signal.SIGKILL)
-    launcher.communicate(timeout=120)
-    assert not (directory / "result.json").exists()
+    run_killed_after_first_checkpoint(suite, results, job.run_id, tmp_path)
     resumed = run_cli("run", str(suite), "--results", str(results), "--threads", "1", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     ours, theirs = result_of(results, job.run_id), result_of(reference, job.run_id)

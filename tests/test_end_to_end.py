@@ -6,17 +6,14 @@ These train tiny jobs for real, so they are marked slow; CI runs them.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_killed_after_first_checkpoint
 from vrbench.suite import load_suite
 
 pytestmark = pytest.mark.slow
@@ -141,18 +138,7 @@ def test_a_worker_killed_mid_job_resumes_from_its_checkpoint_with_identical_numb
 
     results = tmp_path / "killed"
     directory = results / "runs" / job.run_id
-    launcher = subprocess.Popen([sys.executable, "-m", "vrbench.cli", "run", str(suite), "--results", str(results),
-                                 "--threads", "1"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
-    deadline = time.monotonic() + 300
-    while not (directory / "checkpoint.pt").exists():
-        assert time.monotonic() < deadline and launcher.poll() is None, "no checkpoint appeared"
-        time.sleep(0.05)
-    worker_pid = json.loads((directory / "claim.json").read_text())["worker_pid"]
-    os.kill(worker_pid, signal.SIGKILL)
-    output, _ = launcher.communicate(timeout=120)
-    assert launcher.returncode == 1, output
-    assert not (directory / "result.json").exists()
+    run_killed_after_first_checkpoint(suite, results, job.run_id, tmp_path)
     status = run_cli("status", str(suite), "--results", str(results), cwd=tmp_path)
     assert "failed" in status.stdout and "SIGKILL" in status.stdout
 

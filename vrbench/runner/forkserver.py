@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -58,6 +59,7 @@ def _child(request: dict[str, Any]) -> None:
     code = 1
     try:
         os.setsid()  # its own process group, so the launcher can kill it (and anything it starts) at once
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a worker stops on SIGTERM even where its server ignores it
         log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.dup2(log, 1)
         os.dup2(log, 2)
@@ -68,6 +70,11 @@ def _child(request: dict[str, Any]) -> None:
         sys.stdin = open(0, closefd=False)  # fd 0 now reads /dev/null
         sys.stdout.reconfigure(line_buffering=True)
         os.environ.update(request["env"])
+        threads = request["env"].get("OMP_NUM_THREADS")
+        if threads:  # torch read the server's OMP_NUM_THREADS at import; a fresh worker would read this one
+            import torch
+
+            torch.set_num_threads(int(threads))
         sys.argv = [str(Path(__file__).resolve().parent.parent / "worker.py"), request["run_dir"]]
         from vrbench import worker
 
@@ -133,11 +140,19 @@ def serve() -> None:
 class ForkServer:
     """The launcher's handle on a running server."""
 
-    def __init__(self) -> None:
+    def __init__(self, ignore_signals: tuple[int, ...] = ()) -> None:
+        """``ignore_signals``: signals the server and (by inheritance) every worker ignore, e.g. Slurm's requeue
+        signal, which is meant for the array task that started them."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+        def ignore() -> None:
+            for number in ignore_signals:
+                signal.signal(number, signal.SIG_IGN)
+
         self.process = subprocess.Popen([sys.executable, "-m", "vrbench.runner.forkserver"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-                                        start_new_session=True)  # Ctrl-C reaches the launcher, not the server
+                                        start_new_session=True,  # Ctrl-C reaches the launcher, not the server
+                                        preexec_fn=ignore if ignore_signals else None)
         assert self.process.stdin is not None and self.process.stdout is not None
         self._in: IO[str] = self.process.stdin
         self._lines = _Lines(self.process.stdout.fileno())

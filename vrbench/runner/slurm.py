@@ -34,6 +34,7 @@ from vrbench.errors import ConfigError, ResultsError
 from vrbench.jobs import JobSpec
 from vrbench.runner import scheduler
 from vrbench.runner.common import Listener, RunSummary, death_reason, pending_jobs, record_failure, worker_command
+from vrbench.runner.forkserver import ForkedWorker, ForkServer
 from vrbench.runner.resources import DEFAULT_TIMEOUT_MIN, Resources, merge_resources
 from vrbench.store.rundir import (
     CLAIM,
@@ -102,6 +103,11 @@ INTERRUPTED_CODES = frozenset({130, -signal.SIGINT, -signal.SIGTERM})
 LINGER_SECONDS = 120
 
 
+# Set to 1 (in the environment `vrbench run --executor slurm` is started from; sbatch exports it) to start every
+# worker of a packed task as a fresh interpreter instead of forking it from a preloaded one.
+NO_PRELOAD_ENV = "VRBENCH_NO_PRELOAD"
+
+
 def _worker_signals() -> None:
     """In the worker before exec: the requeue signal is for the task wrapper only; SIGINT and SIGTERM stop it."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python then turns SIGINT into KeyboardInterrupt
@@ -132,7 +138,7 @@ class SlurmTask:
     """
 
     def __init__(self) -> None:
-        self._process: subprocess.Popen | None = None
+        self._process: subprocess.Popen | ForkedWorker | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # nothing but the arguments is needed to resume; a live Popen cannot be pickled
@@ -141,6 +147,25 @@ class SlurmTask:
         self._process = None
 
     def __call__(self, pack: list[dict[str, str]]) -> dict[str, str]:
+        server = self._fork_server() if len(pack) > 1 else None
+        try:
+            return self._run_pack(pack, server)
+        finally:
+            if server is not None:
+                server.close()
+
+    @staticmethod
+    def _fork_server() -> ForkServer | None:
+        """A packed task (--jobs-per-task > 1) imports torch once and forks each job's worker from it, as the
+        local pool does; the workers ignore the requeue signal, which is for this task only."""
+        if os.environ.get(NO_PRELOAD_ENV) == "1":
+            return None
+        try:  # the server also outlives SIGTERM, so it can still report how its worker ended
+            return ForkServer(ignore_signals=(_requeue_signal(), signal.SIGTERM))
+        except OSError:
+            return None  # fresh interpreters then: slower to start, same results
+
+    def _run_pack(self, pack: list[dict[str, str]], server: ForkServer | None) -> dict[str, str]:
         outcome: dict[str, str] = {}
         threads = str(_node_threads())
         for entry in pack:
@@ -154,7 +179,7 @@ class SlurmTask:
                 print(f"{directory.name}: claim taken over by another launcher; not running it here", flush=True)
                 outcome[directory.name] = "skipped"
                 continue
-            code = self._run_worker(directory, threads)
+            code = self._run_worker(directory, threads, server)
             if (directory / RESULT).exists():
                 outcome[directory.name] = "done"
             elif code in INTERRUPTED_CODES:
@@ -182,13 +207,21 @@ class SlurmTask:
         raise RuntimeError(f"{run_id}: worker stopped by a signal (exit {code}) and Slurm neither requeued nor "
                            "ended this task; a re-run resumes its unfinished jobs")
 
-    def _run_worker(self, directory: Path, threads: str) -> int:
-        env = {**os.environ, "OMP_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
+    def _run_worker(self, directory: Path, threads: str, server: ForkServer | None = None) -> int:
+        own = {"OMP_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"}
         with open(directory / LOG, "a", encoding="utf-8") as log:
             log.write(f"\n=== {now_iso()} worker started by Slurm task {_own_job_id()} on {os.uname().nodename}\n")
             log.flush()
-            process = subprocess.Popen(worker_command(directory), stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, env=env, preexec_fn=_worker_signals)
+            process: subprocess.Popen | ForkedWorker | None = None
+            if server is not None and server.alive():
+                try:
+                    process = server.spawn(directory.resolve(), own, (directory / LOG).resolve())
+                except OSError:
+                    process = None
+            if process is None:
+                process = subprocess.Popen(worker_command(directory), stdout=log, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, env={**os.environ, **own},
+                                           preexec_fn=_worker_signals)
             self._process = process
             try:
                 # Polling, not wait(): a blocking wait holds Popen's lock, and submitit's signal handler
