@@ -11,8 +11,9 @@ from one preloaded interpreter). Then
 
     overhead per job = (suite wall time - sum of the jobs' compute time) / jobs
 
-where a job's compute time is its engine-timed epochs (`train_seconds` in result.json: training, the mapping
-pass and evaluation). Everything else counts as overhead, split per job using file timestamps:
+where a job's compute time is what the engine timed as the method's work (`train_seconds` + `init_seconds` in
+result.json: the epochs with training, mapping passes and evaluation, plus the first label-mapping pass before
+epoch 1). Everything else counts as overhead, split per job using file timestamps:
 
 * start: launch (config.json written, or the previous job's result.json, whichever is later) -> env.json
   written, i.e. process start, `import torch` and vrbench (for Slurm also scheduling the next array task and
@@ -74,9 +75,9 @@ def measure(executor: str, suite: Path, jobs: int, workdir: Path) -> dict[str, f
         launched = max((directory / "config.json").stat().st_mtime, previous_end)
         began = (directory / "env.json").stat().st_mtime
         ended = previous_end = (directory / "result.json").stat().st_mtime
-        compute.append(result["train_seconds"])
+        compute.append(result["train_seconds"] + result.get("init_seconds", 0.0))
         start.append(began - launched)
-        setup.append(ended - began - result["train_seconds"])
+        setup.append(ended - began - compute[-1])
     n = len(compute)
     overhead = (wall - sum(compute)) / n
     return {"jobs": n, "wall": wall, "compute": sum(compute), "overhead": overhead,

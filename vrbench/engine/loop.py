@@ -81,6 +81,7 @@ class Job:
         self.history: list[dict[str, Any]] = []
         self.resumed_at: list[int] = []
         self.final_test_acc: float | None = None
+        self.init_seconds = 0.0  # the method's work before epoch 1 (FLM/ILM/BLM's first label-mapping pass)
 
     # ------------------------------------------------------------------------------- method hooks (VR)
     # A method family plugs into the loop through these hooks; this class implements the VR one (an input
@@ -335,7 +336,9 @@ class Job:
         epochs = c.get("epochs", 0)
         start = self.load_checkpoint()
         if start == 0:
+            tick = time.monotonic()
             self.first_start()
+            self.init_seconds = round(time.monotonic() - tick, 3)
         per_epoch = [s for s, g in zip(self.schedulers, self.groups, strict=True) if g.schedule != "cosine_iter"]
         for epoch in range(start, epochs):
             tick = time.monotonic()
@@ -380,6 +383,7 @@ class Job:
             "test_size": len(self.splits.test),
             "trainable_params": self.trainable_parameters(),
             "train_seconds": round(sum(row["seconds"] for row in history), 3),
+            "init_seconds": self.init_seconds,
             "resumed_at_epochs": self.resumed_at, "finished_at": now_iso(),
         }
         if self.splits.val is not None and history:

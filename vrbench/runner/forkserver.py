@@ -99,6 +99,10 @@ def serve() -> None:
     import vrbench.engine.loop  # noqa: F401
     import vrbench.worker  # noqa: F401
 
+    # The first optimizer a process builds imports torch._dynamo (about 1-2 s here); pay that once, too.
+    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+
     if torch.cuda.is_initialized():  # a forked child could not use CUDA: let the launcher start fresh workers
         sys.exit("vrbench fork server: CUDA was initialized during imports; not serving")
     out = sys.stdout
