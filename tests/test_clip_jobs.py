@@ -109,3 +109,27 @@ def test_a_killed_prompt_learning_job_resumes_with_identical_numbers_and_prompts
     mine = torch.load(directory / "prompts.pt", weights_only=True)["prompts"]
     other = torch.load(reference / "runs" / job.run_id / "prompts.pt", weights_only=True)["prompts"]
     assert mine.keys() == other.keys() and all(torch.equal(mine[k], other[k]) for k in mine)
+
+
+def test_missing_clip_weights_offline_stop_the_suite_before_any_job(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, "name: b16\nprotocol: fewshot\n"
+                                  "grid: {method: zeroshot, backbone: clip_vit_b16, dataset: digits, seed: 1}\n")
+    results = tmp_path / "results"
+    empty_cache = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "VRBENCH_CLIP_WEIGHTS": ""}
+    run = run_cli("run", str(suite), "--results", str(results), cwd=tmp_path, env=empty_cache)
+    assert run.returncode == 2
+    assert "nothing was started" in run.stderr and "VRBENCH_CLIP_WEIGHTS/clip_vit_b16.bin" in run.stderr
+    assert not (results / "runs").exists()
+
+
+def test_clip_weights_in_the_weights_folder_count_as_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vrbench.clip.models import weights_on_disk
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("VRBENCH_CLIP_WEIGHTS", str(tmp_path / "weights"))
+    assert weights_on_disk("clip_tiny")  # random init: nothing to fetch
+    assert not weights_on_disk("clip_vit_b32")
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "clip_vit_b32.bin").write_bytes(b"x")
+    assert weights_on_disk("clip_vit_b32")

@@ -6,6 +6,7 @@ processes that `run` starts do.
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -47,11 +48,32 @@ def _preflight(jobs, results: Path, data_root: Path) -> None:
     from vrbench.datasets.verify import format_problems, verify_for_suite
     from vrbench.store.rundir import RESULT, run_dir
 
-    needed = {job.config["dataset"] for job in jobs if not (run_dir(results, job.run_id) / RESULT).exists()}
+    pending = [job for job in jobs if not (run_dir(results, job.run_id) / RESULT).exists()]
+    needed = {job.config["dataset"] for job in pending}
     problems = [p for p in verify_for_suite(sorted(needed), data_root) if p.severity == "error"]
     if problems:
         raise MissingResourceError("the suite's datasets are not ready, nothing was started:\n"
                                    + format_problems(problems))
+    _preflight_clip_weights({job.config["backbone"] for job in pending})
+
+
+def _preflight_clip_weights(backbones: set[str]) -> None:
+    """CLIP weights that are not on disk: refuse to start when the hub is switched off (HF_HUB_OFFLINE=1), where
+    every job would fail alike; otherwise say that the workers will download them."""
+    from vrbench.backbones import BACKBONES
+
+    clip = sorted(name for name in backbones if BACKBONES.get(name).is_clip and not BACKBONES.get(name).offline)
+    if not clip:
+        return
+    from vrbench.clip.models import missing_weights_advice, weights_on_disk
+
+    missing = [name for name in clip if not weights_on_disk(name)]
+    if not missing:
+        return
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise MissingResourceError("nothing was started: " + " ".join(missing_weights_advice(n) for n in missing))
+    err_console.print(f"[yellow]note:[/] the weights of {', '.join(missing)} are not in the local cache; the first "
+                      "worker to need them downloads them (offline machines: see docs/clip.md)", highlight=False)
 
 
 def _fail(exc: VrbenchError) -> typer.Exit:

@@ -86,6 +86,26 @@ def local_weights(name: str) -> Path | None:
     return None
 
 
+HF_WEIGHT_FILES = ("open_clip_pytorch_model.bin", "open_clip_model.safetensors")
+
+
+def weights_on_disk(name: str) -> bool:
+    """True when loading `name` needs no download: random init, $VRBENCH_CLIP_WEIGHTS, or the Hugging Face cache."""
+    spec = clip_spec(name)
+    if spec.pretrained is None or local_weights(name) is not None:
+        return True
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = open_clip.get_pretrained_cfg(spec.model_name, spec.pretrained).get("hf_hub", "").rstrip("/")
+    return bool(repo) and any(isinstance(try_to_load_from_cache(repo, filename), str) for filename in HF_WEIGHT_FILES)
+
+
+def missing_weights_advice(name: str) -> str:
+    """What to do when `name`'s weights are not on disk (the same advice as the load-time error)."""
+    spec = clip_spec(name)
+    return _missing_weights_message(spec, FileNotFoundError("not in the Hugging Face cache"))
+
+
 def _hf_repo(spec: ClipModelSpec) -> str:
     repo = open_clip.get_pretrained_cfg(spec.model_name, spec.pretrained or "").get("hf_hub", "").rstrip("/")
     return f" (Hugging Face repo {repo}, file open_clip_pytorch_model.bin)" if repo else ""
