@@ -309,11 +309,29 @@ class ZeroShotEnsembleCLIP(ZeroShotCLIP):
         return _normalize(_normalize(features).mean(dim=0))
 
 
+# ------------------------------------------------------------------------------------------ learned context
+class ContextMethod(ClipMethod):
+    """Methods whose text prompt is [SOS][learned context][class tokens]: CoOp, CoCoOp, IVLP, PromptSRC, MaPLe.
+
+    The context is learned; the class part is rebuilt from the tokenized "<prefix> <class>." for every class list.
+    """
+
+    def _init_context(self, init: ContextInit) -> None:
+        self.ctx = nn.Parameter(init.vectors)
+        self.prompt_prefix = init.prefix
+        self.n_ctx = init.n_ctx
+        self.prompts = ClassPrompts()
+
+    def set_classnames(self, classnames: list[str]) -> None:
+        super().set_classnames(classnames)
+        self.prompts.rebuild(self.clip, self.tokenizer, self.prompt_prefix, self.classnames, self.n_ctx)
+
+
 # ------------------------------------------------------------------------------------------ CoOp
 _POSITIONS = ("end", "middle", "front")
 
 
-class CoOp(ClipMethod):
+class CoOp(ContextMethod):
     """CoOp (§1.3): M learnable context vectors before/around/after the class tokens; text side only."""
 
     name = "coop"
@@ -327,10 +345,7 @@ class CoOp(ClipMethod):
         self.csc = bool(params["csc"]) and not params["ctx_init"]  # an init always gives a unified context
         init = coop_context(self.clip, self.tokenizer, int(params["n_ctx"]), str(params["ctx_init"]),
                             class_specific=len(self.classnames) if self.csc else None)
-        self.ctx = nn.Parameter(init.vectors)
-        self.prompt_prefix = init.prefix
-        self.n_ctx = init.n_ctx
-        self.prompts = ClassPrompts()
+        self._init_context(init)
         self.register_buffer("order", None, persistent=False)
 
     def set_classnames(self, classnames: list[str]) -> None:
@@ -338,7 +353,6 @@ class CoOp(ClipMethod):
             raise ConfigError(f"class-specific CoOp learned a context for {self.ctx.shape[0]} classes and cannot "
                               f"be applied to {len(classnames)}; use csc: false for novel or cross-dataset tests")
         super().set_classnames(classnames)
-        self.prompts.rebuild(self.clip, self.tokenizer, self.prompt_prefix, self.classnames, self.n_ctx)
         self.order = None if self.position == "end" else self._token_order()
 
     def _token_order(self) -> Tensor:
@@ -368,7 +382,7 @@ class CoOp(ClipMethod):
 
 
 # ------------------------------------------------------------------------------------------ CoCoOp
-class CoCoOp(ClipMethod):
+class CoCoOp(ContextMethod):
     """CoCoOp (§1.4): context shifted per image by a meta-net of the image feature; C text passes per image."""
 
     name = "cocoop"
@@ -376,9 +390,7 @@ class CoCoOp(ClipMethod):
 
     def build(self) -> None:
         init = coop_context(self.clip, self.tokenizer, int(self.params["n_ctx"]), str(self.params["ctx_init"]))
-        self.ctx = nn.Parameter(init.vectors)
-        self.prompt_prefix = init.prefix
-        self.n_ctx = init.n_ctx
+        self._init_context(init)
         vis_dim, ctx_dim = self.clip.dims.embed_dim, self.clip.dims.text_width
         hidden = vis_dim // 16
         if hidden < 1:
@@ -388,11 +400,6 @@ class CoCoOp(ClipMethod):
             ("relu", nn.ReLU(inplace=True)),
             ("linear2", nn.Linear(hidden, ctx_dim)),
         ]))
-        self.prompts = ClassPrompts()
-
-    def set_classnames(self, classnames: list[str]) -> None:
-        super().set_classnames(classnames)
-        self.prompts.rebuild(self.clip, self.tokenizer, self.prompt_prefix, self.classnames, self.n_ctx)
 
     def logits_from_image_features(self, image_features: Tensor) -> Tensor:
         features = _normalize(image_features)
@@ -405,7 +412,7 @@ class CoCoOp(ClipMethod):
 
 
 # ------------------------------------------------------------------------------------------ IVLP / PromptSRC
-class IVLP(ClipMethod):
+class IVLP(ContextMethod):
     """Independent V-L prompting (§1.5): separate deep prompts in both towers, replaced at layers 1..J-1."""
 
     name = "ivlp"
@@ -420,9 +427,7 @@ class IVLP(ClipMethod):
             raise ConfigError(f"{self.name} prompts the image tower, which needs a ViT CLIP (got a ResNet); "
                               "set depth_vision: 0 for text-only prompts")
         init = vl_context(self.clip, self.tokenizer, n_text, str(params["ctx_init"]))
-        self.ctx = nn.Parameter(init.vectors)
-        self.prompt_prefix = init.prefix
-        self.n_ctx = n_text
+        self._init_context(init)
         self.deep_text = nn.ParameterList([random_prompt(n_text, dims.text_width) for _ in range(depth_text - 1)])
         if depth_vision:
             _check_positive("n_ctx_vision", n_vision)
@@ -431,11 +436,6 @@ class IVLP(ClipMethod):
             self.register_parameter("visual_ctx", None)
         self.deep_vision = nn.ParameterList(
             [random_prompt(n_vision, dims.vision_width) for _ in range(max(depth_vision - 1, 0))])
-        self.prompts = ClassPrompts()
-
-    def set_classnames(self, classnames: list[str]) -> None:
-        super().set_classnames(classnames)
-        self.prompts.rebuild(self.clip, self.tokenizer, self.prompt_prefix, self.classnames, self.n_ctx)
 
     def text_features(self) -> Tensor:
         return self.clip.encode_text_embeddings(self.prompts.assemble(self.ctx), self.prompts.tokens,
@@ -501,7 +501,7 @@ class PromptSRC(IVLP):
 
 
 # ------------------------------------------------------------------------------------------ MaPLe
-class MaPLe(ClipMethod):
+class MaPLe(ContextMethod):
     """MaPLe (§1.6): deep text prompts whose linear projections are the vision prompts (no own vision params)."""
 
     name = "maple"
@@ -513,19 +513,12 @@ class MaPLe(ClipMethod):
         n_ctx, depth = int(params["n_ctx"]), int(params["depth"])
         _check_depth("depth", depth, min(dims.text_layers, dims.vision_layers))
         init = vl_context(self.clip, self.tokenizer, n_ctx, str(params["ctx_init"]))
-        self.ctx = nn.Parameter(init.vectors)
-        self.prompt_prefix = init.prefix
-        self.n_ctx = n_ctx
+        self._init_context(init)
         self.proj = nn.Linear(dims.text_width, dims.vision_width)
         self.compound_prompts_text = nn.ParameterList(
             [random_prompt(n_ctx, dims.text_width) for _ in range(depth - 1)])
         coupling = nn.Linear(dims.text_width, dims.vision_width)
         self.compound_prompt_projections = nn.ModuleList([copy.deepcopy(coupling) for _ in range(depth - 1)])
-        self.prompts = ClassPrompts()
-
-    def set_classnames(self, classnames: list[str]) -> None:
-        super().set_classnames(classnames)
-        self.prompts.rebuild(self.clip, self.tokenizer, self.prompt_prefix, self.classnames, self.n_ctx)
 
     def text_features(self) -> Tensor:
         return self.clip.encode_text_embeddings(self.prompts.assemble(self.ctx), self.prompts.tokens,
