@@ -456,8 +456,18 @@ class PromptSRC(IVLP):
 
     def set_classnames(self, classnames: list[str]) -> None:
         super().set_classnames(classnames)
-        teacher = self.frozen_text(PROMPTSRC_60, self.prompt_classnames()).mean(dim=0)  # unnormalized mean
-        self.register_buffer("teacher_text", teacher, persistent=False)
+        self._teacher: Tensor | None = None
+
+    @property
+    def teacher_text(self) -> Tensor:
+        """The textual-diversity teacher: the unnormalized mean over the 60 templates of the frozen features.
+
+        Built on first use, because only training needs it: an evaluation job on 1000 ImageNet classes would
+        otherwise encode 60,000 prompts it never reads.
+        """
+        if self._teacher is None:
+            self._teacher = self.frozen_text(PROMPTSRC_60, self.prompt_classnames()).mean(dim=0)
+        return self._teacher
 
     def training_loss(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         params = self.params
