@@ -183,11 +183,13 @@ def test_dassl_train_augmentation_crops_flips_and_normalises() -> None:
 
 
 def test_clip_vr_head_orders_sources_template_major() -> None:
+    from vrbench.clip.encoders import encode_templates
     from vrbench.clip.models import get_clip_tokenizer, load_clip
-    from vrbench.clip.vr_head import ClipTextHead, encode_prompts
+    from vrbench.clip.vr_head import ClipTextHead
 
     model = load_clip("clip_tiny")
-    per_template = encode_prompts(model, get_clip_tokenizer("clip_tiny"), ["a {}.", "the {}."], ["cat", "dog", "owl"])
+    per_template = encode_templates(model.encode_text, get_clip_tokenizer("clip_tiny"), torch.device("cpu"),
+                                    ["a {}.", "the {}."], ["cat", "dog", "owl"])
     text = torch.nn.functional.normalize(per_template, dim=-1).reshape(6, -1)
     head = ClipTextHead(model, text)
     images = torch.rand(2, 3, 32, 32)

@@ -8,7 +8,7 @@ prompts both encoders delegate to open_clip, so zero-shot numbers are exactly op
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from open_clip.model import CLIP
@@ -16,7 +16,24 @@ from open_clip.transformer import VisionTransformer
 from torch import Tensor, nn
 
 from vrbench.clip.models import ClipDims, clip_dims
+from vrbench.clip.templates import fill
 from vrbench.errors import ConfigError
+
+TEXT_CHUNK = 256  # prompts per frozen text-encoder call, bounds activation memory for 1000-class datasets
+
+
+@torch.no_grad()
+def encode_templates(encode_text: Callable[[Tensor], Tensor], tokenizer: Callable[[list[str]], Tensor],
+                     device: torch.device, templates: Sequence[str], classnames: Sequence[str]) -> Tensor:
+    """(T, C, embed) unnormalized frozen text features of every template filled with every class name.
+
+    The one place that turns template x class prompts into features: zero-shot classifiers, PromptSRC's text
+    teacher and the source classes of VR on CLIP (template-major, row t*C + c once flattened).
+    """
+    texts = [fill(template, name) for template in templates for name in classnames]
+    chunks = [texts[i:i + TEXT_CHUNK] for i in range(0, len(texts), TEXT_CHUNK)]
+    features = torch.cat([encode_text(tokenizer(chunk).to(device)) for chunk in chunks])
+    return features.reshape(len(templates), len(classnames), -1)
 
 
 def expand_prompt(prompt: Tensor, batch: int) -> Tensor:

@@ -19,14 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vrbench.clip.encoders import PromptedCLIP
-from vrbench.clip.templates import PROMPTSRC_60, classname_for_prompt, custom_template, ensemble_templates, fill
+from vrbench.clip.encoders import PromptedCLIP, encode_templates
+from vrbench.clip.templates import PROMPTSRC_60, classname_for_prompt, custom_template, ensemble_templates
 from vrbench.errors import ConfigError
 from vrbench.registry import unknown_name_message
 
 Tokenizer = Callable[[list[str]], Tensor]
 PROMPT_INIT_STD = 0.02
-TEXT_CHUNK = 256  # prompts per frozen text-encoder call, bounds activation memory for 1000-class datasets
 VL_INIT_MAX_CTX = 4  # IVLP/MaPLe/PromptSRC use CTX_INIT only when n_ctx <= 4 (§6.3.5)
 
 _VL_PARAMS: dict[str, Any] = {"n_ctx_text": 4, "n_ctx_vision": 4, "depth_text": 9, "depth_vision": 9,
@@ -255,18 +254,12 @@ class ClipMethod(nn.Module):
     def frozen_text(self, templates: list[str], classnames: list[str]) -> Tensor:
         """(T, C, embed) unnormalized frozen text features of every template x class, via the cache if any."""
         def compute() -> Tensor:
-            with torch.no_grad():
-                features = self._encode_prompts([fill(template, name) for template in templates for name in classnames])
-            return features.reshape(len(templates), len(classnames), -1)
+            return encode_templates(self.clip.encode_text, self.tokenizer, self.clip.device, templates, classnames)
 
         if self.text_cache is None:
             return compute()
         key = str(self.params.get("backbone", ""))
         return self.text_cache.text(key, list(templates), list(classnames), compute).to(self.clip.device)
-
-    def _encode_prompts(self, prompts: list[str]) -> Tensor:
-        chunks = [prompts[i:i + TEXT_CHUNK] for i in range(0, len(prompts), TEXT_CHUNK)]
-        return torch.cat([self.clip.encode_text(self.tokenizer(chunk).to(self.clip.device)) for chunk in chunks])
 
 
 # ------------------------------------------------------------------------------------------ zero-shot

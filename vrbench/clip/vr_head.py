@@ -16,9 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vrbench.clip.encoders import encode_templates
 from vrbench.clip.feature_cache import FeatureCache
 from vrbench.clip.models import get_clip_tokenizer, load_clip
-from vrbench.clip.templates import ILM_81, ILM_DEFAULT_TEMPLATE, fill, vr_classname
+from vrbench.clip.templates import ILM_81, ILM_DEFAULT_TEMPLATE, vr_classname
 
 TEMPLATE_SETS: dict[str, list[str]] = {"ilm81": ILM_81, "single": [ILM_DEFAULT_TEMPLATE]}
 
@@ -36,17 +37,6 @@ class ClipTextHead(nn.Module):
         return self.scale * F.normalize(self.model.encode_image(images), dim=-1) @ self.text.t()
 
 
-@torch.no_grad()
-def encode_prompts(model: nn.Module, tokenizer, templates: list[str], classnames: list[str],
-                   batch: int = 256) -> torch.Tensor:
-    """(T, C, D) unnormalised text features of every template filled with every class name."""
-    texts = [fill(template, name) for template in templates for name in classnames]
-    device = model.token_embedding.weight.device
-    features = [model.encode_text(tokenizer(texts[i:i + batch]).to(device)).float().cpu()
-                for i in range(0, len(texts), batch)]
-    return torch.cat(features).view(len(templates), len(classnames), -1)
-
-
 def build_clip_head(config: dict[str, Any], classes: tuple[str, ...], results_root: Path) -> tuple[nn.Module, int]:
     """The VR backbone for a CLIP job: (module giving T*C logits, T*C)."""
     name = config["backbone"]
@@ -55,7 +45,8 @@ def build_clip_head(config: dict[str, Any], classes: tuple[str, ...], results_ro
     templates = TEMPLATE_SETS[config.get("text_templates", "ilm81")]
     names = [vr_classname(c) for c in classes]
     cache = FeatureCache(results_root, f"{name}|fp32")
-    per_template = cache.text(cache.model_key, templates, names, lambda: encode_prompts(model, tokenizer, templates,
-                                                                                          names))
+    device = model.token_embedding.weight.device
+    per_template = cache.text(cache.model_key, templates, names,
+                              lambda: encode_templates(model.encode_text, tokenizer, device, templates, names))
     text = F.normalize(per_template, dim=-1).reshape(len(templates) * len(names), -1)  # row t*C + c
     return ClipTextHead(model, text), text.shape[0]
