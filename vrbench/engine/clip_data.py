@@ -17,12 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vrbench.datasets import DATASETS
 from vrbench.datasets.fewshot import sample_fewshot, subsample_classes
 from vrbench.datasets.images import ImageSet
-from vrbench.datasets.subsets import stratified_subset
-
-SUBSET_SEED = 0  # as the VR engine: a suite's subsets are shared by all its jobs
+from vrbench.engine.data import load_split
 
 
 def random_resized_crop_params(height: int, width: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
@@ -98,17 +95,11 @@ def relabel(images: ImageSet, which: str, num_classes: int) -> ImageSet:
 def load_prompt_data(config: dict[str, Any], data_root: Path | None, size: int, download: bool, resize: str,
                      needs_train: bool) -> PromptData:
     """Test split (all of it, restricted to the job's classes) and, for training jobs, the K-shot train split."""
-    info = DATASETS.get(config["dataset"])
-    subset = config.get("subset") or {}
-    test = info.load("test", size, data_root, download, resize=resize)
-    if subset.get("test"):
-        test = test.subset(stratified_subset(test.labels, subset["test"], seed=SUBSET_SEED))
-    record: dict[str, Any] = {"dataset": info.name, "subsample": config["subsample"], "classes": None}
+    test = load_split(config, "test", size, data_root, download, resize)
+    record: dict[str, Any] = {"dataset": config["dataset"], "subsample": config["subsample"], "classes": None}
     train = None
     if needs_train:
-        train = info.load("train", size, data_root, download, resize=resize)
-        if subset.get("train"):
-            train = train.subset(stratified_subset(train.labels, subset["train"], seed=SUBSET_SEED))
+        train = load_split(config, "train", size, data_root, download, resize)
         if config.get("shots"):
             positions, _ = sample_fewshot(train.labels.tolist(), None, config["shots"], config["seed"])
             train = train.subset(torch.tensor(positions, dtype=torch.int64))

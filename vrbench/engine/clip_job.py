@@ -21,6 +21,7 @@ import torch
 
 from vrbench.backbones import BACKBONES
 from vrbench.engine.clip_data import ClipImageInput, load_prompt_data
+from vrbench.engine.data import load_split
 from vrbench.engine.loop import Job
 from vrbench.errors import ConfigError, ResultsError
 from vrbench.methods.base import ParamGroup
@@ -49,11 +50,10 @@ class ClipPromptJob(Job):
         self.input = ClipImageInput(self.backbone_info.input_size, self.backbone_info.mean, self.backbone_info.std)
         self.trains_backbone = False
         self.progress.update(force=True, phase="loading data")
-        data_root = self.runtime.get("data_root")
         needs_train = c["stage"] == "train" and self.method_info.kind != "zeroshot"
         # linear probing draws its own shots from the features of the whole training split (lpclip)
         data_config = {**c, "shots": None} if self.method_info.kind == "linear_probe" else c
-        self.data = load_prompt_data(data_config, Path(data_root) if data_root else None,
+        self.data = load_prompt_data(data_config, self.data_root(),
                                      self.backbone_info.input_size, self.runtime.get("download", False),
                                      self.backbone_info.resize, needs_train)
         self.splits = self.data  # the loop reads .train / .val / .test
@@ -204,9 +204,8 @@ class LinearProbeJob(ClipPromptJob):
         train_idx = _per_class_choice(train_y, shots)
         val_shots = fewshot_val_shots(shots)
         if "val" in info.splits:
-            val = info.load("val", self.backbone_info.input_size, self._data_root(), self.runtime.get("download",
-                                                                                                      False),
-                            resize=self.backbone_info.resize)
+            val = load_split(c, "val", self.backbone_info.input_size, self.data_root(),
+                             self.runtime.get("download", False), self.backbone_info.resize)
             val_x, val_y = self._features(val)
             val_idx = _per_class_choice(val_y, val_shots)
         else:
@@ -227,10 +226,6 @@ class LinearProbeJob(ClipPromptJob):
         result["trainable_params"] = int(train_x.shape[1] * len(self.data.test.classes) + len(self.data.test.classes))
         atomic_write_json(self.directory / RESULT, result)
         return result
-
-    def _data_root(self) -> Path | None:
-        root = self.runtime.get("data_root")
-        return Path(root) if root else None
 
     def _features(self, images) -> tuple[np.ndarray, np.ndarray]:
         return self.frozen_image_features(images).numpy(), images.labels.numpy()

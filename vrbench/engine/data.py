@@ -22,20 +22,22 @@ class Splits:
     val_indices: list[int] | None = None
 
 
+def load_split(config: dict[str, Any], split: str, size: int, data_root: Path | None, download: bool = False,
+               resize: str = "squash") -> ImageSet:
+    """One split of the job's dataset, restricted to the suite's fixed stratified `subset` when it sets one."""
+    images = DATASETS.get(config["dataset"]).load(split, size, data_root, download, resize=resize)
+    wanted = (config.get("subset") or {}).get(split)
+    return images.subset(stratified_subset(images.labels, wanted, seed=SUBSET_SEED)) if wanted else images
+
+
 def prepare_splits(config: dict[str, Any], data_root: Path | None, sizes: dict[str, int],
                    download: bool = False, resize: str = "squash") -> Splits:
     """Load train and test at the sizes the input method asks for (it does the rest per batch).
 
     ``resize`` is the backbone's way to a square image (CLIP: shorter side + centre crop, §5.2).
     """
-    info = DATASETS.get(config["dataset"])
-    train = info.load("train", sizes["train"], data_root, download, resize=resize)
-    test = info.load("test", sizes["test"], data_root, download, resize=resize)
-    subset = config.get("subset") or {}
-    if subset.get("train"):
-        train = train.subset(stratified_subset(train.labels, subset["train"], seed=SUBSET_SEED))
-    if subset.get("test"):
-        test = test.subset(stratified_subset(test.labels, subset["test"], seed=SUBSET_SEED))
+    train = load_split(config, "train", sizes["train"], data_root, download, resize)
+    test = load_split(config, "test", sizes["test"], data_root, download, resize)
     val = None
     if config["val_fraction"] > 0:
         # Seeded by the run's seed and recorded through the config: the split is part of the job.

@@ -132,14 +132,18 @@ class Job:
     def _load_data(self) -> None:
         c = self.config
         self.progress.update(force=True, phase="loading data")
-        data_root = self.runtime.get("data_root")
         sizes = {split: self.input.load_size(split) for split in ("train", "test")}
-        self.splits = prepare_splits(c, Path(data_root) if data_root else None, sizes,
+        self.splits = prepare_splits(c, self.data_root(), sizes,
                                      self.runtime.get("download", False), resize=self.backbone_info.resize)
         if self.splits.val_indices is not None:  # the validation split is part of the run's record
             atomic_write_json(self.directory / "val_split.json", {
                 "val_fraction": c["val_fraction"], "seed": c["seed"], "train_size": len(self.splits.train),
                 "val_indices": self.splits.val_indices})
+
+    def data_root(self) -> Path | None:
+        """The --data-root the launcher passed (None: the default resolution, $VRBENCH_DATA or ./data)."""
+        root = self.runtime.get("data_root")
+        return Path(root) if root else None
 
     def results_root(self) -> Path:
         """The results directory this run lives in (runs/<run_id> below it): shared caches go there."""
