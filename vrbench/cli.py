@@ -62,7 +62,7 @@ def _preflight_clip_weights(backbones: set[str]) -> None:
     every job would fail alike; otherwise say that the workers will download them."""
     from vrbench.backbones import BACKBONES
 
-    clip = sorted(name for name in backbones if BACKBONES.get(name).is_clip and not BACKBONES.get(name).offline)
+    clip = sorted(b.name for b in map(BACKBONES.get, backbones) if b.is_clip and not b.offline)
     if not clip:
         return
     from vrbench.clip.models import missing_weights_advice, weights_on_disk

@@ -25,6 +25,7 @@ from vrbench.jobs import ENGINE_VERSION, JobSpec, make_job
 from vrbench.methods import INPUTS, MAPPINGS
 from vrbench.methods.clip_catalog import CLIP_METHODS, PROMPT_GENERAL, PROMPT_PARAM_KINDS, PROMPT_PROTOCOLS
 from vrbench.methods.clip_catalog import method_params as clip_method_params
+from vrbench.prompt_jobs import resolve_prompt_jobs
 from vrbench.registry import suggest, unknown_name_message
 from vrbench.runner.resources import RESOURCE_KEYS, check_resource
 
@@ -207,8 +208,6 @@ def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) ->
                     settings.update(changes)
             settings.update(grid_settings)  # a grid's own `set` is the most specific
             if grid_protocol in PROMPT_PROTOCOLS:
-                from vrbench.prompt_jobs import resolve_prompt_jobs
-
                 try:
                     expanded = resolve_prompt_jobs(combo, settings, targets)
                 except ConfigError as exc:
