@@ -24,6 +24,7 @@ BACKBONE_ALIASES: dict[str, str] = {
     "resnet50": "resnet50_imagenet1k",
     "resnext101_32x8d_wsl": "resnext101_32x8d_instagram_wsl",
     "vit_b32": "vit_b32_imagenet1k",
+    "vit_l16": "vit_l_384_imagenet",  # SMM Table 13's ViT-L at 384 px
 }
 
 # Our dataset name -> the CSVs' name, where they differ (identical names need no entry).
