@@ -78,7 +78,7 @@ def load_paper_model(name: str) -> nn.Module:
     url = URLS.get(name)
     if url is None:
         build_architecture(name)  # raises the unknown-name error
+    path = ensure_checkpoint(name, url, "the weights used by the papers")  # before allocating ViT-L's 1.2 GB
     model = build_architecture(name)
-    path = ensure_checkpoint(name, url, "the weights used by the papers")
     model.load_state_dict(load_state(name, path, url), strict=True)
     return model.eval()
