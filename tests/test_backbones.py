@@ -187,6 +187,25 @@ def test_paper_backbones_build_and_explain_missing_weights(name, params, url_par
     assert size == (384 if name == "vit_b32" else 224)
 
 
+def test_vit_l16_is_smms_table13_model_and_explains_missing_weights_before_allocating_it(tmp_path,
+                                                                                       monkeypatch) -> None:
+    import torch
+
+    from vrbench.backbones import BACKBONES
+    from vrbench.backbones.paper_models import build_architecture
+
+    with torch.device("meta"):  # the real L_16_imagenet1k architecture, shapes only
+        model = build_architecture("vit_l16")
+    assert sum(p.numel() for p in model.parameters()) == 304_715_752 and model.fc.out_features == 1000
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr("vrbench.backbones.checkpoints.DOWNLOAD_TIMEOUT_S", 3.0)
+    with pytest.raises(MissingResourceError) as info:
+        BACKBONES.get("vit_l16").load()
+    message = str(info.value)
+    assert "L_16_imagenet1k.pth" in message and str(tmp_path / "hub" / "checkpoints") in message
+    assert (BACKBONES.get("vit_l16").input_size, BACKBONES.get("vit_l16").family) == (384, "vit")
+
+
 def test_a_paper_backbone_loads_its_checkpoint_file_offline(tmp_path, monkeypatch) -> None:
     import torch
 

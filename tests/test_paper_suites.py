@@ -31,10 +31,13 @@ def test_icml24_covers_smms_tables_with_labelled_ablations() -> None:
     suite = load_suite(SUITES / "icml24.yaml")
     methods = {job.method for job in suite.jobs}
     assert {"padding+ilm", "narrow+ilm", "medium+ilm", "full+ilm", "smm+ilm", "smm only f_mask",
-            "smm single-channel mask", "smm+rlm", "smm+flm", "full+rlm", "full+flm"} == methods
+            "smm single-channel mask", "smm+rlm", "smm+flm", "full+rlm", "full+flm",  # Tables 1-3, 10, 12
+            "smm dataset-specific lr", "smm patch 1", "smm patch 2", "smm patch 4", "smm patch 16",  # Tab. 8, Fig. 4
+            "smm+fc_finetune", "lora+fc_finetune", "resize+linear_probe"} == methods  # Tables 13 and 14
     single = [job for job in suite.jobs if job.method == "smm single-channel mask"]
     assert single and all(job.config["mask_channels"] == 1 for job in single)
-    assert all(job.config["lr"] == 0.001 for job in suite.jobs if job.config["backbone"] == "vit_b32")
+    assert all(job.config["lr"] == 0.001 for job in suite.jobs
+               if job.config["backbone"] == "vit_b32" and job.method != "smm dataset-specific lr")  # Table 8: 0.01
     matched = {cell: match(*cell, paper="smm_icml24", rows=suite.reference["rows"]) for cell in cells(suite)}
     found = {cell for cell, ref in matched.items() if ref is not None}
     assert ("smm single-channel mask", "resnet18", "cifar10") in found
@@ -46,7 +49,7 @@ def test_neurips24_is_blms_vision_grid_and_its_clip_grid() -> None:
     suite = load_suite(SUITES / "neurips24.yaml")
     vision = [job for job in suite.jobs if job.config["backbone"] == "resnet18"]
     clip = [job for job in suite.jobs if job.config["backbone"] == "clip_vit_b32"]
-    assert len(vision) == 5 * 2 * 12 * 3 and len(clip) == 3 * 12
+    assert len(vision) == (5 + 3 + 1) * 2 * 12 * 3 and len(clip) == 3 * 12  # + fast ILM/BLM/BLM++, + learned FC
     assert {job.config["crop_margin"] for job in vision if job.config["input"] == "full"} == {4}
     # BLM on CLIP (§1.10): frame 30, no augmentation, SGD lr 40 with a per-iteration cosine, 81 templates
     assert {(c["crop_margin"], c["frame"], c["lr"], c["optimizer"], c["lr_schedule"], c["text_templates"], c["epochs"])

@@ -341,8 +341,18 @@ class Listing(str, Enum):
 
 
 @app.command("ls")
-def ls(what: Annotated[Listing, typer.Argument(help="what to list")]) -> None:
+def ls(what: Annotated[Listing, typer.Argument(help="what to list")],
+       coverage: Annotated[bool, typer.Option("--coverage", help="references: per published table, how many "
+                                              "cells a suite job reproduces, and why the others have none")] = False,
+       suite: Annotated[list[Path] | None, typer.Option(help="with --coverage: the suite(s) to check (default: "
+                                                         "every ./suites/*.yaml that names a reference paper)")
+                        ] = None) -> None:
     """List the registered methods, backbones, datasets, the published reference tables, or ./suites."""
+    if coverage or suite:
+        if what is not Listing.references or not coverage:
+            raise _fail(ConfigError("--coverage and --suite go with `vrbench ls references --coverage`"))
+        _print_coverage(suite or [])
+        return
     table = Table(title=what.value, title_justify="left")
     if what is Listing.methods:
         from vrbench.methods import INPUTS, MAPPINGS
@@ -397,6 +407,46 @@ def ls(what: Annotated[Listing, typer.Argument(help="what to list")]) -> None:
                 data = {"description": "(malformed YAML: run `vrbench run --dry-run` on it for details)"}
             table.add_row(str(path), str(data.get("name", "")), str(data.get("description", "")))
     console.print(table)
+
+
+def _print_coverage(suite_paths: list[Path]) -> None:
+    """`ls references --coverage`: one line per published table, then every uncovered row with its reason."""
+    import yaml
+
+    from vrbench.report.coverage import NO_PUBLISHED_VALUES, coverage, summarize_uncovered
+    from vrbench.report.references import known_papers
+    from vrbench.suite import load_suite
+
+    if not suite_paths:
+        for path in sorted(Path("suites").glob("*.yaml")):
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError:
+                continue  # `vrbench run --dry-run` on it explains; the other suites still count
+            if isinstance(data, dict) and (data.get("reference") or {}).get("paper"):
+                suite_paths.append(path)
+    try:
+        suites = [load_suite(path) for path in suite_paths]
+    except VrbenchError as exc:
+        raise _fail(exc) from None
+    papers = sorted({s.reference.get("paper") for s in suites} - {None}) if suite_paths and suites else []
+    if not suite_paths:
+        papers = known_papers()
+    console.print("suites: " + (", ".join(str(p) for p in suite_paths) or "(none found in ./suites)"),
+                  highlight=False)
+    table = Table(title="published cells covered by a suite job", title_justify="left")
+    for column in ("paper", "table", "cells", "covered", "not covered"):
+        table.add_column(column, overflow="fold")
+    results = coverage(suites, papers)
+    for stem in papers:
+        if stem in NO_PUBLISHED_VALUES and not any(t.paper == stem for t in results):
+            table.add_row(stem, "(all)", "0", "-", NO_PUBLISHED_VALUES[stem])
+    for t in results:
+        table.add_row(t.paper, t.table, str(len(t.cells)), str(len(t.covered)), str(len(t.uncovered)))
+    console.print(table)
+    for t in results:
+        for row, reason, n in summarize_uncovered(t):
+            console.print(f"  {t.paper} · {t.table} · {row}: {n} cell(s) not covered: {reason}", highlight=False)
 
 
 def main() -> None:

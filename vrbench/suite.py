@@ -52,7 +52,8 @@ GENERAL_PARAMS: dict[str, tuple[str, Any]] = {
 # Kinds of method hyperparameters whose default does not say it (None defaults, closed choices).
 METHOD_PARAM_KINDS: dict[str, str] = {
     "image_size": "int?", "canvas": "int?", "resolution": "int?", "frame": "int?", "mask_layers": "int?",
-    "mask_lr": "float?", "mask_gamma": "float?", "mapping_mode": "choice:faithful,fast",
+    "mask_lr": "float?", "mask_gamma": "float?", "head_lr": "float?", "lora_targets": "str",
+    "mapping_mode": "choice:faithful,fast",
     "fc_restrict": "choice:none,nobias,sigmoid", "schedule": "choice:multistep,cosine",
     "text_templates": "choice:ilm81,single", "optimizer": "choice:adam,sgd",
     "lr_schedule": "choice:cosine_iter,warmup_cosine", **PROMPT_PARAM_KINDS,
@@ -560,9 +561,14 @@ def _infeasible(config: dict[str, Any], mapping_info, backbone, dataset) -> list
     canvas = config.get("canvas")
     if canvas is not None and canvas < config["image_size"]:
         problems.append(f"canvas {canvas} is smaller than image_size {config['image_size']}")
-    for key in ("epochs", "batch_size", "image_size", "resolution", "frame", "patch_size"):
+    for key in ("epochs", "batch_size", "image_size", "resolution", "frame", "patch_size", "lora_rank",
+                "lora_alpha"):
         if config.get(key) is not None and config[key] < 1:
             problems.append(f"{key} must be at least 1")
+    if config.get("input") == "lora" and backbone.family != "vit":
+        vits = ", ".join(b.name for b in BACKBONES if b.family == "vit")
+        problems.append(f"input 'lora' adapts a ViT's attention projections; backbone '{backbone.name}' is not "
+                        f"one ({vits})")
     if config.get("crop_margin") is not None and config["crop_margin"] < 0:
         problems.append("crop_margin must be >= 0")
     resolution = config.get("resolution") or backbone.input_size

@@ -100,6 +100,18 @@ BACKBONES.register(
                  "ViT-B/32 ImageNet-21k -> 1k at 384 px (pytorch_pretrained_vit B_32_imagenet1k, as SMM)",
                  offline=False, family="vit", gmacs=12.67),
 )
+BACKBONES.register(
+    "vit_l16",
+    BackboneInfo("vit_l16", _PAPER, 1000, 384, IMAGENET_MEAN, IMAGENET_STD,
+                 "ViT-L/16 ImageNet-21k -> 1k at 384 px (pytorch_pretrained_vit L_16_imagenet1k; SMM Table 13)",
+                 offline=False, family="vit", gmacs=191.2),
+)
+BACKBONES.register(
+    "vit_tiny",
+    BackboneInfo("vit_tiny", _PAPER, 1000, 32, IMAGENET_MEAN, IMAGENET_STD,
+                 "a tiny randomly initialised pytorch_pretrained_vit ViT (2 layers, width 32, seed 0): tests and "
+                 "CPU smoke runs", offline=True, family="vit", gmacs=0.0003),
+)
 
 # ---------------------------------------------------------------- CLIP (open_clip; vrbench.clip.models.CLIP_MODELS)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

@@ -113,7 +113,12 @@ class Job:
         if not self.backbone_info.is_clip:
             self.input = load_object(input_info.implementation)(c, self.backbone_info).to(device)
         self.trains_backbone = self.input.trains_backbone
-        self.model.eval().requires_grad_(self.trains_backbone)
+        if self.trains_backbone:  # LoRA injects its adapters here; full fine-tuning keeps the model as it is
+            self.model = self.input.prepare_backbone(self.model).to(device)
+        self.model.eval().requires_grad_(False)
+        backbone_params = self.input.backbone_parameters(self.model) if self.trains_backbone else []
+        for param in backbone_params:
+            param.requires_grad_(True)
         if not self.backbone_info.is_clip:
             self._load_data()
         params = {name: c[name] for name in mapping_info.params}
@@ -122,7 +127,7 @@ class Job:
             self.mapping.module.to(device)
         groups = self.input.optimizer_groups(c) + self.mapping.optimizer_groups(c)
         if self.trains_backbone:
-            groups.append(ParamGroup("backbone", list(self.model.parameters()), c["lr"], schedule=c["schedule"],
+            groups.append(ParamGroup("backbone", backbone_params, c["lr"], schedule=c["schedule"],
                                      gamma=c["gamma"], weight_decay=c["weight_decay"]))
         if "optimizer" in c:  # CLIP backbones: SGD with momentum and a per-iteration cosine (§1.8-1.10)
             for group in groups:
@@ -180,13 +185,13 @@ class Job:
 
     def method_state(self) -> dict[str, Any]:
         return {"input": self.input.state_dict(),
-                "backbone": self.model.state_dict() if self.trains_backbone else None,
+                "backbone": self.input.backbone_state(self.model) if self.trains_backbone else None,
                 "mapping": self.mapping.state_dict()}
 
     def load_method_state(self, state: dict[str, Any]) -> None:
         self.input.load_state_dict(state["input"])
         if self.trains_backbone:
-            self.model.load_state_dict(state["backbone"])
+            self.input.load_backbone_state(self.model, state["backbone"])
         self.mapping.load_state_dict(state["mapping"])
 
     def export(self) -> None:

@@ -71,6 +71,12 @@ INPUTS.register("finetune", InputInfo(
     params={**_RESIZED, "crop_margin": 32, "test_augment": True, "weight_decay": 5e-4, "schedule": "cosine"},
     defaults={"lr": 1e-4}, requires=("imagenet_head",),
     description="full fine-tuning baseline: all weights train, crop+flip also at test (ILM-VP quirk §2.11)"))
+INPUTS.register("lora", InputInfo(
+    "lora", "vrbench.methods.lora:build_lora", 1,
+    params={**_RESIZED, "crop_margin": 32, "lora_rank": 6, "lora_alpha": 8, "lora_targets": "proj_q,proj_v",
+            "weight_decay": 0.0, "schedule": "multistep"},
+    description="no pattern: rank-r LoRA adapters (peft) on the backbone's attention projections train "
+                "(SMM Table 13), on SMM's resize + crop + flip pipeline"))
 
 _MAP = "vrbench.methods.label_mappings"
 _ITERATIVE = {"mapping_interval": 1, "mapping_mode": "faithful"}
@@ -104,6 +110,10 @@ MAPPINGS.register("fullymap", MappingInfo(
 MAPPINGS.register("linear_probe", MappingInfo(
     "linear_probe", f"{_MAP}:LinearProbeHead", 1, one_to_one=False, defaults={"lr": 0.1}, baseline=True,
     description="new linear layer on the frozen backbone's features (ILM-VP LP baseline §2.11)", paper_name="LP"))
+MAPPINGS.register("fc_finetune", MappingInfo(
+    "fc_finetune", f"{_MAP}:FinetunedHead", 1, one_to_one=False, params={"head_lr": None},
+    description="the backbone's classifier replaced by a new Linear(features, C) trained with the input, lr "
+                "head_lr (None: the job's lr) (SMM Tables 13/14 '+FC finetuning')", paper_name="FC"))
 MAPPINGS.register("imagenet_head", MappingInfo(
     "imagenet_head", f"{_MAP}:ImageNetHeadMapping", 1, one_to_one=True, baseline=True,
     description="the 1000-way ImageNet head kept, targets read as class ids (ILM-VP FF quirk §2.11)",

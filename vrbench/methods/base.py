@@ -79,6 +79,22 @@ class InputTransform(nn.Module):
         params = [p for p in self.parameters() if p.requires_grad]
         return [ParamGroup("input", params, config["lr"], gamma=config["gamma"])] if params else []
 
+    # Backbone hooks: which backbone weights train, if any (full fine-tuning: all of them; LoRA: its adapters).
+    def prepare_backbone(self, model: nn.Module) -> nn.Module:
+        """Change the frozen backbone before training (LoRA injects its adapters here); default: unchanged."""
+        return model
+
+    def backbone_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        """The backbone weights this method trains (read only when `trains_backbone` is set)."""
+        return list(model.parameters())
+
+    def backbone_state(self, model: nn.Module) -> dict[str, Any]:
+        """What a checkpoint keeps of a trained backbone (all of it, BatchNorm statistics included)."""
+        return model.state_dict()
+
+    def load_backbone_state(self, model: nn.Module, state: dict[str, Any]) -> None:
+        model.load_state_dict(state)
+
 
 class AugmentedNormalizedInput(InputTransform):
     """Shared pipeline of the resize-to-model-resolution methods (BLM watermarking, SMM and its baselines).

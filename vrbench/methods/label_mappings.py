@@ -222,6 +222,16 @@ class LinearProbeHead(_TrainedHead):
         return [ParamGroup("linear_probe", list(self.module.parameters()), config["lr"], gamma=config["gamma"])]
 
 
+class FinetunedHead(LinearProbeHead):
+    """"+FC fine-tuning" (SMM Tables 13 and 14): the backbone's classifier is replaced by a new Linear(features, C)
+    trained jointly with whatever the input trains (SMM's pattern and mask network, or LoRA's adapters), in its
+    own optimizer group: lr `head_lr` (None: the job's lr) with the job's schedule."""
+
+    def optimizer_groups(self, config: dict[str, Any]) -> list[ParamGroup]:
+        lr = self.params["head_lr"] if self.params.get("head_lr") is not None else config["lr"]
+        return [ParamGroup("fc_head", list(self.module.parameters()), lr, gamma=config["gamma"])]
+
+
 class ImageNetHeadMapping(LabelMapping):
     """Full fine-tuning's quirk: keep all 1000 logits, read target c as ImageNet class c."""
 

@@ -24,6 +24,7 @@ BACKBONE_ALIASES: dict[str, str] = {
     "resnet50": "resnet50_imagenet1k",
     "resnext101_32x8d_wsl": "resnext101_32x8d_instagram_wsl",
     "vit_b32": "vit_b32_imagenet1k",
+    "vit_l16": "vit_l_384_imagenet",  # SMM Table 13's ViT-L at 384 px
 }
 
 # Our dataset name -> the CSVs' name, where they differ (identical names need no entry).
@@ -202,13 +203,39 @@ def match(method: str, backbone: str, dataset: str, paper: str | None = None,
     published tables (a protocol's, see PROTOCOL_TABLES). The backbone must be the published one: a cell from
     another backbone has no reference, however similar the method.
     """
+    found = matches(method, backbone, dataset, paper=paper, metric=metric, rows=rows, tables=tables)
+    return found[0] if found else None
+
+
+def matches(method: str, backbone: str, dataset: str, paper: str | None = None,
+            metric: str = METRIC, rows: dict[str, tuple[RefSource, ...]] | None = None,
+            tables: tuple[str, ...] | None = None) -> list[Reference]:
+    """Every published value our (method, backbone, dataset) reproduces, most preferred first (``match`` shows
+    the first; a cell can sit in several tables, e.g. SMM's ResNet-18 CIFAR10 in Tables 1, 3 and 10)."""
     index = _index()
+    found = []
+    for key in cell_keys(method, backbone, dataset, paper=paper, metric=metric, rows=rows, tables=tables):
+        ref = index.get(key)
+        if ref is not None and ref not in found:
+            found.append(ref)
+    return found
+
+
+CellKey = tuple[str, str, str, str, str, str]  # (paper stem, table, method, backbone, dataset, metric) as the CSVs
+
+
+def cell_key(ref: Reference) -> CellKey:
+    return ref.paper_stem, ref.table, ref.method, ref.backbone, ref.dataset, ref.metric
+
+
+def cell_keys(method: str, backbone: str, dataset: str, paper: str | None = None, metric: str = METRIC,
+              rows: dict[str, tuple[RefSource, ...]] | None = None,
+              tables: tuple[str, ...] | None = None) -> list[CellKey]:
+    """The published cells (in the CSVs' names) our (method, backbone, dataset) would be compared with, whether or
+    not the paper printed a value there: the one lookup behind ``match``, ``matches`` and the coverage check."""
     ref_backbone = BACKBONE_ALIASES.get(backbone, backbone)
-    for source in _sources(method, paper, rows, tables):
-        found = index.get((source.paper, source.table, source.method, ref_backbone, ref_dataset(dataset), metric))
-        if found is not None:
-            return found
-    return None
+    return [(s.paper, s.table, s.method, ref_backbone, ref_dataset(dataset), metric)
+            for s in _sources(method, paper, rows, tables)]
 
 
 def published_backbones(method: str, paper: str | None = None, metric: str = METRIC,
