@@ -39,8 +39,8 @@ class MappingInfo:
     baseline: bool = False  # only meaningful with the input that `requires` it
 
 
-INPUTS: Registry[InputInfo] = Registry("input")
-MAPPINGS: Registry[MappingInfo] = Registry("mapping")
+INPUTS: Registry[InputInfo] = Registry("input", paths=("implementation",))
+MAPPINGS: Registry[MappingInfo] = Registry("mapping", paths=("implementation",))
 
 _RESIZED = {"resolution": None}  # None: the backbone's input size
 INPUTS.register("padding", InputInfo(
