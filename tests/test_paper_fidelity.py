@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from vrbench.registry import Registry, load_object
-from vrbench.suite import load_suite  # importing the suite module fills every registry
+from vrbench.suite import load_suite, parse_suite  # importing the suite module fills every registry
 
 SUITES = Path(__file__).resolve().parent.parent / "suites"
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -33,5 +33,106 @@ def test_every_clip_method_that_builds_a_model_has_one() -> None:
     assert {m.name for m in CLIP_METHODS if m.kind != "linear_probe"} == set(METHODS)
 
 
-def test_suites_load() -> None:
-    assert load_suite(SUITES / "smoke.yaml").jobs
+# ------------------------------------------------------------------ ids change exactly where a setting changed
+def cell(job) -> tuple:
+    c = job.config
+    return (job.method, c["protocol"], c.get("stage"), c["backbone"], c["dataset"], c.get("source_dataset"),
+            c.get("subsample"), c.get("shots"), c["seed"])
+
+
+def changed_cells(name: str, fixed: str, before: str) -> set[tuple]:
+    """Cells whose job id differs between the suite and the same suite with `fixed` replaced by `before`."""
+    text = (SUITES / name).read_text(encoding="utf-8")
+    assert text.count(fixed) == 1, f"{fixed!r} is not in {name}"
+    now = {cell(job): job.run_id for job in parse_suite(text, name).jobs}
+    old = {cell(job): job.run_id for job in parse_suite(text.replace(fixed, before), name).jobs}
+    assert now.keys() == old.keys()
+    return {key for key in now if now[key] != old[key]}
+
+
+def test_smm_vit_setting_changes_exactly_the_vit_jobs() -> None:
+    changed = changed_cells("icml24.yaml", "set: {lr: 0.001, gamma: 1.0, mask_lr: 0.001, mask_gamma: 1.0}",
+                            "set: {lr: 0.001}")
+    everything = {cell(job) for job in load_suite(SUITES / "icml24.yaml").jobs}
+    assert changed == {key for key in everything if key[3] == "vit_b32"} and len(changed) == 5 * 12 * 3
+
+
+def test_ff_abide_setting_changes_exactly_the_three_ff_abide_cells() -> None:
+    changed = changed_cells("cvpr23.yaml", "set: {crop_margin: 0, train_augment: false, test_augment: false}",
+                            "set: {}")
+    assert {(key[0], key[3], key[4]) for key in changed} == {
+        ("finetune+imagenet_head", backbone, "abide") for backbone in ("resnet18", "resnet50", "resnext101_32x8d_wsl")}
+    assert len(changed) == 3 * 3  # three backbones x three seeds
+
+
+def test_coop_transfer_setting_changes_exactly_the_coop_transfer_jobs() -> None:
+    changed = changed_cells("iccv23.yaml", 'set: {ctx_init: "a photo of a", epochs: 50}', "set: {}")
+    assert {(key[0], key[1]) for key in changed} == {("coop", "cross_dataset"), ("coop", "domain_generalization")}
+    # 3 shared ImageNet training jobs, 10 cross-dataset and 4 DG evaluations each (they name the training run)
+    assert len(changed) == 3 * (1 + 10 + 4)
+
+
+# ------------------------------------------------------------------ 1. SMM on ViT-B/32: Table 2's unified setting
+def test_smm_vit_jobs_train_pattern_and_mask_generator_at_lr_0_001_without_decay() -> None:
+    from vrbench.backbones import BACKBONES
+    from vrbench.methods.smm import build_smm
+
+    jobs = load_suite(SUITES / "icml24.yaml").jobs
+    vit = [job for job in jobs if job.config["backbone"] == "vit_b32"]
+    assert {(job.config["lr"], job.config["gamma"]) for job in vit} == {(0.001, 1.0)}
+    smm = next(job for job in vit if job.config["input"] == "smm")
+    groups = {g.name: (g.lr, g.gamma) for g in build_smm(smm.config, BACKBONES.get("vit_b32")).optimizer_groups(
+        smm.config)}
+    assert groups == {"pattern": (0.001, 1.0), "mask_net": (0.001, 1.0)}
+    resnet = next(job for job in jobs if job.config["input"] == "smm" and job.config["backbone"] == "resnet18")
+    groups = {g.name: (g.lr, g.gamma) for g in build_smm(resnet.config, BACKBONES.get("resnet18")).optimizer_groups(
+        resnet.config)}
+    assert groups == {"pattern": (0.01, 0.1), "mask_net": (0.01, 0.1)}  # SMM cfg.py on ResNets (Table 1)
+
+
+# ------------------------------------------------------------------ 2. full fine-tuning on ABIDE: ILM-VP's own path
+def test_ff_on_abide_resizes_to_224_without_crop_or_flip_at_train_and_test() -> None:
+    import torch
+
+    from vrbench.backbones import BACKBONES
+    from vrbench.methods.base import normalize
+    from vrbench.methods.baselines import build_finetune
+
+    jobs = [job for job in load_suite(SUITES / "cvpr23.yaml").jobs if job.config["input"] == "finetune"]
+    abide = [job for job in jobs if job.config["dataset"] == "abide"]
+    assert len(abide) == 9 and all(not j.config["train_augment"] and not j.config["test_augment"] for j in abide)
+    backbone = BACKBONES.get("resnet18")
+    module = build_finetune(abide[0].config, backbone)
+    assert module.load_size("train") == module.load_size("test") == 224
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 224, 224)  # asymmetric: a flip or a shifted crop would show
+    expected = normalize(x, module.mean, module.std)
+    assert torch.equal(module.preprocess(x, train=True), expected)
+    assert torch.equal(module.preprocess(x, train=False), expected)
+    # every other dataset keeps full_finetune.py's Resize 256 -> RandomCrop 224 -> flip (at test too)
+    other = build_finetune(next(j for j in jobs if j.config["dataset"] == "dtd").config, backbone)
+    assert other.load_size("train") == 256 and "train_augment" not in jobs[0].config
+    y = torch.rand(4, 3, 256, 256)
+    assert other.preprocess(y, train=True).shape[-1] == 224
+
+
+# ------------------------------------------------------------------ 3. CoOp for cross-dataset and DG: CoCoOp's cfg
+def test_coop_transfer_jobs_learn_four_context_tokens_from_a_photo_of_a_for_50_epochs() -> None:
+    import torch
+
+    from vrbench.clip.encoders import PromptedCLIP
+    from vrbench.clip.methods import CoOp
+    from vrbench.clip.models import get_clip_tokenizer, load_clip
+
+    jobs = load_suite(SUITES / "iccv23.yaml").jobs
+    train = [job for job in jobs if job.config["method"] == "coop" and job.config["protocol"] == "cross_dataset"
+             and job.config["stage"] == "train"]
+    assert len(train) == 3 and {(j.config["ctx_init"], j.config["epochs"]) for j in train} == {("a photo of a", 50)}
+    dg = [job for job in jobs if job.config["method"] == "coop" and job.config["protocol"] == "domain_generalization"]
+    assert len(dg) == 12 and {job.config["train_run"] for job in dg} == {job.run_id for job in train}  # shared
+    clip = PromptedCLIP(load_clip("clip_tiny"))
+    tokenizer = get_clip_tokenizer("clip_tiny")
+    params = {name: train[0].config[name] for name in ("n_ctx", "csc", "ctx_init", "class_token_position")}
+    coop = CoOp(clip, tokenizer, ["cat", "dog"], params, "imagenet")
+    words = clip.token_embedding(tokenizer(["a photo of a"]))[0, 1:5]
+    assert coop.ctx.shape[0] == 4 and torch.equal(coop.ctx.detach(), words)
