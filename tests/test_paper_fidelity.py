@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from vrbench.registry import Registry, load_object
 from vrbench.suite import load_suite, parse_suite  # importing the suite module fills every registry
 
@@ -136,3 +138,61 @@ def test_coop_transfer_jobs_learn_four_context_tokens_from_a_photo_of_a_for_50_e
     coop = CoOp(clip, tokenizer, ["cat", "dog"], params, "imagenet")
     words = clip.token_embedding(tokenizer(["a photo of a"]))[0, 1:5]
     assert coop.ctx.shape[0] == 4 and torch.equal(coop.ctx.detach(), words)
+
+
+# ------------------------------------------------------------------ 4. VR on CLIP: CLIP's own preprocess everywhere
+CLIP_REVISED = ("cifar10", "cifar100", "svhn", "gtsrb")
+
+
+def test_clip_jobs_on_cifar_svhn_gtsrb_carry_the_data_revision_and_no_other_job_does() -> None:
+    for name in ("cvpr23-clip.yaml", "neurips24.yaml", "cvpr23.yaml", "icml24.yaml"):
+        for job in load_suite(SUITES / name).jobs:
+            c = job.config
+            revised = c["backbone"].startswith("clip_") and c["dataset"] in CLIP_REVISED
+            assert c["versions"].get("data") == (2 if revised else None), (name, job.label())
+    clip = [job for job in load_suite(SUITES / "cvpr23-clip.yaml").jobs if job.config["dataset"] in CLIP_REVISED]
+    assert len(clip) == 2 * 4
+
+
+def _clip_transform(image, size: int):
+    """CLIP's preprocess, through torchvision itself: Resize(size, BICUBIC) on the shorter side, CenterCrop."""
+    import numpy as np
+    from torchvision import transforms
+
+    resize = transforms.Compose([transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC),
+                                 transforms.CenterCrop(size)])
+    return np.asarray(resize(image.convert("RGB"))).transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("name", CLIP_REVISED)
+def test_clip_backbones_load_cifar_svhn_gtsrb_through_clips_own_transform(
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from vrbench import testing
+    from vrbench.backbones import BACKBONES
+    from vrbench.datasets import DATASETS
+
+    monkeypatch.setenv("VRBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("VRBENCH_VERIFY_CHECKSUMS", "0")
+    if name == "gtsrb":
+        testing.write_gtsrb(tmp_path, train_per_class=1, n_test=6)  # 36 x 31 px: not square
+    else:
+        getattr(testing, f"write_{name}")(tmp_path, n_train=20, n_test=10)
+    resize = BACKBONES.get("clip_vit_b32").resize
+    clip = DATASETS.get(name).load("test", 224, tmp_path, resize=resize)
+    square = DATASETS.get(name).load("test", 224, tmp_path)
+    if name == "gtsrb":
+        from vrbench.datasets.torchvision_sets import gtsrb_file_list
+
+        files = gtsrb_file_list("test", tmp_path)
+        originals = [Image.open(files.absolute(i)) for i in range(len(files))]
+        assert len(list((tmp_path / "cache").glob("gtsrb-test*.npy"))) == 2  # one cache entry per resize mode
+    else:
+        native = DATASETS.get(name).load("test", 32, tmp_path)
+        originals = [Image.fromarray(image.permute(1, 2, 0).numpy()) for image in native.images]
+    expected = torch.from_numpy(np.stack([_clip_transform(image, 224) for image in originals]))
+    assert torch.equal(clip.images, expected)
+    assert not torch.equal(square.images, expected)  # the VR papers' bilinear square resize differs

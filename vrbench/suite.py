@@ -478,6 +478,8 @@ def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any],
     if "canvas" in config and config["canvas"] is None:
         config["canvas"] = backbone.input_size
     config["versions"] = {"engine": ENGINE_VERSION, "input": input_info.version, "mapping": mapping_info.version}
+    if dataset.revision(backbone.resize) is not None:
+        config["versions"]["data"] = dataset.revision(backbone.resize)
 
     problems = _infeasible(config, mapping_info, backbone, dataset)
     problems += _unpaired(input_info, mapping_info)
