@@ -196,3 +196,68 @@ def test_clip_backbones_load_cifar_svhn_gtsrb_through_clips_own_transform(
     expected = torch.from_numpy(np.stack([_clip_transform(image, 224) for image in originals]))
     assert torch.equal(clip.images, expected)
     assert not torch.equal(square.images, expected)  # the VR papers' bilinear square resize differs
+
+
+# ------------------------------------------------------------------ 5. prompt learners test as they train
+AMP_SUITE = """
+name: amp
+protocol: base2novel
+grid: {method: [ivlp, zeroshot], backbone: clip_tiny, dataset: digits, shots: 1, seed: 1}
+defaults: {epochs: 1, subset: {test: 10}, test_batch_size: 10, depth_text: 2, depth_vision: 2}
+"""
+
+
+def test_prompt_learners_test_under_the_training_autocast_and_cache_what_their_key_says(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    from torch import nn
+
+    from vrbench.clip.encoders import encode_templates
+    from vrbench.clip.feature_cache import FeatureCache
+    from vrbench.clip.models import get_clip_tokenizer
+    from vrbench.clip.templates import classname_for_prompt, custom_template
+    from vrbench.engine import loop
+    from vrbench.engine.clip_job import ClipPromptJob
+    from vrbench.engine.device import DevicePlan
+    from vrbench.methods.clip_catalog import CLIP_METHODS
+    from vrbench.store.rundir import run_dir, write_config
+
+    assert {m.name: m.version for m in CLIP_METHODS} == {  # the change re-runs every job it touches
+        "zeroshot": 2, "zeroshot_ensemble": 2, "linear_probe_clip": 1, "coop": 2, "cocoop": 2, "ivlp": 2,
+        "maple": 2, "promptsrc": 2}
+    # CPU autocast (bfloat16) stands in for the GPU's fp16 autocast: the same code paths, observable on a CPU
+    monkeypatch.setattr(loop, "select_device", lambda *args, **kwargs: DevicePlan(torch.device("cpu"), "bf16-amp", 1))
+    results = tmp_path / "results"
+    for spec in [job for job in parse_suite(AMP_SUITE).jobs if job.config["stage"] == "train"]:
+        directory = run_dir(results, spec.run_id)
+        write_config(directory, spec.run_id, spec.method, spec.config, {"device": "cpu"})
+        job = ClipPromptJob(directory)
+        job.build()
+        seen: dict[str, list[bool]] = {"train": [], "test": []}
+        phase = ["train"]
+
+        def record(*_, seen=seen, phase=phase) -> None:
+            seen[phase[0]].append(torch.is_autocast_enabled("cpu"))
+
+        for module in job.clip.modules():
+            if isinstance(module, nn.Linear):
+                module.register_forward_hook(record)
+        if job.method.trains:
+            job.train_epoch(0)
+            assert seen["train"] and all(seen["train"])
+        phase[0] = "test"
+        job.evaluate(job.splits.test)
+        assert seen["test"] and all(seen["test"]), spec.method  # IVLP, MaPLe, PromptSRC tested in fp32 before
+        if spec.config["method"] == "zeroshot":  # its frozen text features: computed under the autocast too
+            tokenizer = get_clip_tokenizer("clip_tiny")
+            names = [classname_for_prompt(name) for name in job.splits.test.classes]
+            templates = [custom_template("digits")]
+            cache = FeatureCache(results, "clip_tiny|bf16-amp")
+            hits = cache.hits
+            stored = cache.text("", templates, names, lambda: pytest.fail("the entry should be cached"))
+            assert cache.hits == hits + 1
+            with torch.no_grad():
+                fp32 = encode_templates(job.clip.encode_text, tokenizer, job.clip.device, templates, names)
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    amp = encode_templates(job.clip.encode_text, tokenizer, job.clip.device, templates, names)
+            assert torch.equal(stored, amp.float()) and not torch.equal(stored, fp32)
