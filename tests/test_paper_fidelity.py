@@ -261,3 +261,20 @@ def test_prompt_learners_test_under_the_training_autocast_and_cache_what_their_k
                 with torch.autocast("cpu", dtype=torch.bfloat16):
                     amp = encode_templates(job.clip.encode_text, tokenizer, job.clip.device, templates, names)
             assert torch.equal(stored, amp.float()) and not torch.equal(stored, fp32)
+
+
+# ------------------------------------------------------------------ docs/deviations.md: the variants it offers run
+def test_the_documented_variants_expand_to_the_settings_they_name() -> None:
+    text = (SUITES.parent / "docs" / "deviations.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n(.*?)```", text, re.S).group(1).splitlines()
+    resolved = {}
+    for name, grid in (("icml24.yaml", block[1:3]), ("iccv23.yaml", block[4:6])):
+        suite = (SUITES / name).read_text(encoding="utf-8")
+        cut = suite.index("\ndefaults:" if name == "icml24.yaml" else "\noverrides:")
+        jobs = parse_suite(suite[:cut] + "\n" + "\n".join(grid) + suite[cut:], name).jobs
+        resolved.update({job.display_name: job.config for job in jobs
+                         if job.display_name and job.config.get("stage", "train") == "train"})
+    smm, coop = resolved["smm official cfg"], resolved["coop m16"]
+    assert (smm["backbone"], smm["lr"], smm["gamma"], smm["mask_lr"], smm["mask_gamma"]) == (
+        "vit_b32", 0.01, 0.1, 0.001, 1.0)  # SMM cfg.py on ViT, despite the suite's Table 2 override
+    assert (coop["ctx_init"], coop["n_ctx"], coop["epochs"]) == ("", 16, 50)
