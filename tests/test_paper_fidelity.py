@@ -20,7 +20,7 @@ def test_every_registered_implementation_path_imports() -> None:
     assert {"backbone", "dataset", "input", "mapping", "method"} <= kinds
     for registry in Registry.instances:
         for entry in registry:
-            for field, value in vars(entry).items():
+            for field, value in getattr(entry, "__dict__", {}).items():
                 if isinstance(value, str) and IMPORT_PATH.match(value):  # a path a registry forgot to declare
                     assert field in registry.paths, f"{registry.kind} field {field!r} holds an import path"
             for field in registry.paths:
@@ -112,8 +112,9 @@ def test_ff_on_abide_resizes_to_224_without_crop_or_flip_at_train_and_test() -> 
     assert torch.equal(module.preprocess(x, train=True), expected)
     assert torch.equal(module.preprocess(x, train=False), expected)
     # every other dataset keeps full_finetune.py's Resize 256 -> RandomCrop 224 -> flip (at test too)
-    other = build_finetune(next(j for j in jobs if j.config["dataset"] == "dtd").config, backbone)
-    assert other.load_size("train") == 256 and "train_augment" not in jobs[0].config
+    dtd = next(j for j in jobs if j.config["dataset"] == "dtd").config
+    other = build_finetune(dtd, backbone)
+    assert other.load_size("train") == 256 and "train_augment" not in dtd  # a late parameter at its default
     y = torch.rand(4, 3, 256, 256)
     assert other.preprocess(y, train=True).shape[-1] == 224
 
