@@ -363,7 +363,9 @@ def ls(what: Annotated[Listing, typer.Argument(help="what to list")],
 
         for axis, registry in (("input", INPUTS), ("mapping", MAPPINGS), ("method", CLIP_METHODS)):
             for entry in registry:  # "method": the CLIP prompt-learning axis (its defaults are the recipe)
-                settings = {**entry.params, **getattr(entry, "defaults", {})} if axis == "method" else entry.params
+                settings = {**entry.params, **getattr(entry, "late_params", {})}
+                if axis == "method":
+                    settings.update(getattr(entry, "defaults", {}))
                 params = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in settings.items())
                 table.add_row(axis, entry.name, str(entry.version), params or "-", entry.description)
     elif what is Listing.backbones:

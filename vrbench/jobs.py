@@ -2,6 +2,9 @@
 
 Only settings that can change a job's numbers go into the hash (method versions included); paths,
 worker counts, devices and log settings do not, so the same job has the same id on every machine.
+Keys that joined the hash after results existed (an input's ``late_params``, a dataset's revision under a resize
+mode as ``versions.data``) are written only where they differ from the behaviour before them, so a correction
+changes the ids of exactly the jobs it changes.
 """
 
 from __future__ import annotations

@@ -79,8 +79,17 @@ def _train_config(combo: dict[str, Any], settings: dict[str, Any], subsample: st
             config.pop(name)
     for name, default in method.params.items():
         config[name] = settings.get(name, default)
-    config["versions"] = {"engine": ENGINE_VERSION, "method": method.version}
+    config["versions"] = versions(method.version, combo["backbone"], combo["dataset"])
     return config
+
+
+def versions(method_version: int, backbone: str, dataset: str) -> dict[str, int]:
+    """What goes into the hash as versions: the engine's, the method's, and the data's where it was revised."""
+    found = {"engine": ENGINE_VERSION, "method": method_version}
+    revision = DATASETS.get(dataset).revision(BACKBONES.get(backbone).resize)
+    if revision is not None:
+        found["data"] = revision
+    return found
 
 
 def _eval_config(train: JobSpec, dataset: str, subsample: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +102,7 @@ def _eval_config(train: JobSpec, dataset: str, subsample: str, settings: dict[st
         "train_run": train.run_id, "source_dataset": c["dataset"],
         "test_batch_size": settings.get("test_batch_size", PROMPT_GENERAL["test_batch_size"][1]),
         "subset": c.get("subset"),
-        "versions": {"engine": ENGINE_VERSION, "method": CLIP_METHODS.get(c["method"]).version},
+        "versions": versions(CLIP_METHODS.get(c["method"]).version, c["backbone"], dataset),
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from vrbench.errors import ConfigError
 
@@ -29,11 +29,19 @@ def unknown_name_message(kind: str, name: object, known: list[str]) -> str:
 
 
 class Registry(Generic[T]):
-    """A name -> entry mapping with helpful errors; entries are plain metadata objects."""
+    """A name -> entry mapping with helpful errors; entries are plain metadata objects.
 
-    def __init__(self, kind: str) -> None:
+    ``paths`` names the entry fields that hold a lazily imported "module:attribute" implementation; every registry
+    is listed in ``Registry.instances`` so one test can import every such path (a dangling one fails CI, not a run).
+    """
+
+    instances: ClassVar[list[Registry]] = []
+
+    def __init__(self, kind: str, paths: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        self.paths = paths
         self._entries: dict[str, T] = {}
+        Registry.instances.append(self)
 
     def register(self, name: str, entry: T) -> T:
         if name in self._entries:

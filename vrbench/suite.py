@@ -69,6 +69,7 @@ def _method_params() -> dict[str, Any]:
     params: dict[str, Any] = {}
     for entry in [*INPUTS, *MAPPINGS]:
         params.update(entry.params)
+        params.update(getattr(entry, "late_params", {}))
     for backbone in BACKBONES:
         params.update(dict(backbone.vr_params))
     params.update(clip_method_params())
@@ -470,11 +471,16 @@ def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any],
         config[name] = settings.get(name, method_defaults.get(name, default))
     for name, default in {**input_info.params, **mapping_info.params, **dict(backbone.vr_params)}.items():
         config[name] = settings.get(name, default)
+    for name, default in input_info.late_params.items():  # hashed only away from the old behaviour
+        if settings.get(name, default) != default:
+            config[name] = settings[name]
     if "image_size" in config and config["image_size"] is None:
         config["image_size"] = dataset.vr_image_size
     if "canvas" in config and config["canvas"] is None:
         config["canvas"] = backbone.input_size
     config["versions"] = {"engine": ENGINE_VERSION, "input": input_info.version, "mapping": mapping_info.version}
+    if dataset.revision(backbone.resize) is not None:
+        config["versions"]["data"] = dataset.revision(backbone.resize)
 
     problems = _infeasible(config, mapping_info, backbone, dataset)
     problems += _unpaired(input_info, mapping_info)

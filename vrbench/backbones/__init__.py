@@ -18,7 +18,7 @@ class BackboneInfo:
     """What the harness needs to know about a frozen source model before loading it."""
 
     name: str
-    loader: str  # "module:function", called with the backbone name, returns an nn.Module giving raw logits
+    loader: str  # "module:function", called with the backbone name: an nn.Module giving raw logits (CLIP: the model)
     num_classes: int  # source classes (label mappings choose among these)
     input_size: int
     mean: tuple[float, float, float]
@@ -63,7 +63,7 @@ def strip_classifier(model):  # (nn.Module) -> (nn.Module, int)
     raise TypeError(f"{type(model).__name__} has no final linear layer named fc, _fc, classifier or head")
 
 
-BACKBONES: Registry[BackboneInfo] = Registry("backbone")
+BACKBONES: Registry[BackboneInfo] = Registry("backbone", paths=("loader",))
 
 _LITE = "vrbench.backbones.efficientnet_lite:load_efficientnet_lite"
 _TV = "vrbench.backbones.torchvision_models:load_torchvision"
@@ -117,7 +117,7 @@ BACKBONES.register(
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 TEXT_TEMPLATE_SETS = ("ilm81", "single")  # ILM/BLM's 81 templates x C sources, or "This is a photo of a {}."
-_CLIP = "vrbench.clip.vr_head:load_clip_backbone"
+_CLIP = "vrbench.clip.models:load_clip"  # the frozen CLIP; VR jobs put vrbench.clip.vr_head's text head on it
 _CLIP_VR_PARAMS = (("text_templates", "ilm81"), ("optimizer", "sgd"), ("momentum", 0.9), ("lr_schedule", "cosine_iter"))
 _CLIP_VR_DEFAULTS = (("lr", 40.0), ("epochs", 200), ("batch_size", 256))
 for _name, _size, _what, _offline, _gmacs in (

@@ -5,19 +5,23 @@ the class names; image features of the frozen image encoder on the model, the pr
 labels of the split. The key is a sha256 over all of that (the pixels hashed in full), so a cache entry can never
 be used for anything else: a different class order, an edited template or a re-decoded image makes a new key.
 Entries are written atomically under ``<results>/cache/features``; deleting the folder only costs recomputation.
+A cache computes every entry it stores inside its ``context`` (a job's autocast), so an entry holds what its key's
+precision says, whichever caller asked first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import torch
 
-FORMAT = 1
+FORMAT = 2  # 2: entries keyed fp16-amp are computed under fp16 autocast (format 1 held fp32 zero-shot text there)
 
 
 def _digest(payload: dict) -> str:
@@ -36,9 +40,11 @@ def images_digest(images: torch.Tensor, labels: torch.Tensor) -> str:
 class FeatureCache:
     """Get-or-compute for (T, C, D) text features and (N, D) image features; counts hits for tests and logs."""
 
-    def __init__(self, root: Path, model_key: str) -> None:
+    def __init__(self, root: Path, model_key: str,
+                 context: Callable[[], AbstractContextManager] = contextlib.nullcontext) -> None:
         self.root = Path(root) / "cache" / "features"
         self.model_key = model_key  # backbone name + precision (+ weights identity for real models)
+        self.context = context  # what every computation runs in: the precision the key names
         self.hits = 0
         self.misses = 0
 
@@ -64,7 +70,9 @@ class FeatureCache:
             except Exception:  # noqa: BLE001 - a damaged entry is recomputed and replaced, never trusted
                 pass
         self.misses += 1
-        features = compute().detach().float().cpu()
+        with torch.no_grad(), self.context():
+            features = compute()
+        features = features.detach().float().cpu()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         torch.save({"key": json.dumps(key, sort_keys=True), "features": features}, tmp)

@@ -40,15 +40,24 @@ class DatasetInfo:
     # strict upper triangle (ILM-VP's ABIDE.get_mask(), spec §1.1); None: nowhere (natural images).
     vr_image_mask: str | None = None
 
-    # Loaders that decode files of any aspect ratio accept resize="clip" (shorter side + centre crop, CLIP's
-    # preprocessing); the packaged and torchvision sets hold square images, for which both modes agree.
-    crops: bool = False
+    # Loaders that accept resize="clip": CLIP's own preprocess (shorter side to S with BICUBIC, centre crop),
+    # which CLIP backbones ask for. The others always resize bilinearly to a square (ABIDE: as ILM-VP does on CLIP
+    # too; the two modes differ even for square images, by their kernel).
+    clip_resize: bool = False
+    # Revisions of what the loader delivers under a resize mode, for modes whose output changed after results
+    # existed: a job hash records its mode's revision (versions.data), so exactly the jobs that load this way
+    # re-run. CIFAR10/100, SVHN and GTSRB under "clip" went from a bilinear square resize to CLIP's own (2).
+    revisions: tuple[tuple[str, int], ...] = ()
 
     def load(self, split: str, image_size: int, data_root, download: bool = False, resize: str = "squash"):
         loader = load_object(self.loader)
-        if resize != "squash" and self.crops:
+        if resize != "squash" and self.clip_resize:
             return loader(split, image_size, data_root, download, resize=resize)
         return loader(split, image_size, data_root, download)
+
+    def revision(self, resize: str) -> int | None:
+        """The revision of this dataset's images under ``resize`` (None: never revised, not in the hash)."""
+        return dict(self.revisions).get(resize)
 
     def size(self, split: str) -> int | None:
         """The documented number of images in ``split`` (None when undocumented)."""
@@ -59,6 +68,6 @@ class DatasetInfo:
         return None if self.folder is None else Path(data_root) / self.folder
 
 
-DATASETS: Registry[DatasetInfo] = Registry("dataset")
+DATASETS: Registry[DatasetInfo] = Registry("dataset", paths=("loader",))
 
 from vrbench.datasets import catalog as _catalog  # noqa: E402,F401  (registers every entry)

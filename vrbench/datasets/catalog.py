@@ -25,9 +25,16 @@ COOP_SIZES = "CoOp split sizes (CoOp paper table; `vrbench data verify` checks t
 RESEARCH_ONLY = "research / non-commercial use (see the dataset's terms)"
 
 
+# Loaded with CLIP's own preprocess in the CLIP scripts of ILM-VP (experiments/clip/ilm_tp_vp.py lines 39, 43) and
+# BLM (train_vlm.py lines 26, 31), which vrbench did as a bilinear square resize before revision 2.
+CLIP_REVISED = ("cifar10", "cifar100", "svhn", "gtsrb")
+
+
 def _add(info: DatasetInfo) -> None:
     if info.loader.startswith("vrbench.datasets.coop:"):  # file-backed: any aspect ratio, so CLIP's crop applies
-        info = replace(info, crops=True)
+        info = replace(info, clip_resize=True)
+    if info.name in CLIP_REVISED:
+        info = replace(info, clip_resize=True, revisions=(("clip", 2),))
     DATASETS.register(info.name, info)
 
 

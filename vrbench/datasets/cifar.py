@@ -20,6 +20,7 @@ import torch
 from torchvision.datasets import CIFAR10
 from torchvision.datasets.utils import calculate_md5, download_and_extract_archive
 
+from vrbench.datasets.files import clip_resize_arrays
 from vrbench.datasets.images import (
     DATA_ENV,
     ImageSet,
@@ -84,8 +85,12 @@ class _CheckedCIFAR10(CIFAR10):
         super()._load_meta()
 
 
-def load_cifar10(split: str, image_size: int, data_root: Path | None = None, download: bool = False) -> ImageSet:
-    """Load one CIFAR-10 split (50,000 train / 10,000 test for the real data) as uint8 images."""
+def load_cifar10(split: str, image_size: int, data_root: Path | None = None, download: bool = False,
+                 resize: str = "squash") -> ImageSet:
+    """Load one CIFAR-10 split (50,000 train / 10,000 test for the real data) as uint8 images.
+
+    ``resize``: "squash" (bilinear, the VR papers' Resize((s, s))) or "clip" (CLIP's bicubic preprocess).
+    """
     train = check_split(split, NAME)
     check_image_size(image_size, NAME)
     root = resolve_data_root(data_root).absolute()  # messages then name the exact place
@@ -100,13 +105,20 @@ def load_cifar10(split: str, image_size: int, data_root: Path | None = None, dow
         if bad:
             raise MissingResourceError(_checksum_message(folder, bad))
     dataset = _CheckedCIFAR10(root=str(root), train=train, download=False)
-    return _to_image_set(dataset, image_size)
+    return _to_image_set(dataset, image_size, resize)
 
 
-def _to_image_set(dataset: CIFAR10, image_size: int) -> ImageSet:
+def resize_arrays(images: torch.Tensor, image_size: int, resize: str) -> torch.Tensor:
+    """uint8 N x 3 x h x w to image_size: bilinear with antialiasing ("squash") or CLIP's transform ("clip")."""
+    if resize == "clip":
+        return clip_resize_arrays(images, image_size)
+    return resize_uint8(images, image_size, antialias=True)
+
+
+def _to_image_set(dataset: CIFAR10, image_size: int, resize: str = "squash") -> ImageSet:
     # dataset.data is N x 32 x 32 x 3 uint8 (HWC); one contiguous copy gives N x 3 x 32 x 32.
     images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
-    images = resize_uint8(images, image_size, antialias=True)
+    images = resize_arrays(images, image_size, resize)
     labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
     return ImageSet(images=images, labels=labels, classes=tuple(dataset.classes))
 

@@ -90,6 +90,24 @@ def _shorter_side_center_crop(rgb: Image.Image, size: int) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
 
 
+def clip_resize_arrays(images: torch.Tensor, image_size: int, workers: int | None = None) -> torch.Tensor:
+    """CLIP's transform on uint8 N x 3 x h x w arrays (CIFAR, SVHN): each image through PIL exactly as a file.
+
+    ILM-VP's and BLM's CLIP scripts hand torchvision's array datasets CLIP's own preprocess, which makes a PIL
+    image of each array and resizes its shorter side with BICUBIC, then centre-crops (spec clip_methods.md §5.2).
+    """
+    out = np.empty((images.shape[0], 3, image_size, image_size), dtype=np.uint8)
+    hwc = images.permute(0, 2, 3, 1).numpy()
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(hwc), _CHUNK):
+            stop = min(start + _CHUNK, len(hwc))
+            resized = pool.map(lambda a: _shorter_side_center_crop(Image.fromarray(a), image_size), hwc[start:stop])
+            for offset, pixels in enumerate(resized):
+                out[start + offset] = pixels
+    return torch.from_numpy(out)
+
+
 def decode_into(files: FileList, image_size: int, out: np.ndarray, workers: int | None = None,
                 resize: str = "squash") -> None:
     """Decode every file of ``files`` into ``out`` (N x 3 x S x S), in order."""

@@ -8,8 +8,9 @@ Layouts under the data root (torchvision's, as ILM-VP / BLM pass ``<data_path>/<
   ``gtsrb/GT-final_test.csv``.
 
 CIFAR and SVHN are arrays already (32 px); GTSRB images vary in size and are resized per image with PIL bilinear,
-as ``transforms.Resize((32, 32))`` does in the papers, through the decoded-image cache. md5 checks honour
-``VRBENCH_VERIFY_CHECKSUMS`` as for CIFAR-10.
+as ``transforms.Resize((32, 32))`` does in the papers, through the decoded-image cache. With ``resize="clip"``
+(CLIP backbones) every loader applies CLIP's own preprocess instead, as ILM-VP's and BLM's CLIP scripts do. md5
+checks honour ``VRBENCH_VERIFY_CHECKSUMS`` as for CIFAR-10.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import numpy as np
 import torch
 from torchvision.datasets import CIFAR100, GTSRB, SVHN
 
-from vrbench.datasets.cifar import _md5, verify_checksums
+from vrbench.datasets.cifar import _md5, resize_arrays, verify_checksums
 from vrbench.datasets.classnames import GTSRB as GTSRB_NAMES
 from vrbench.datasets.files import FileList, load_files
-from vrbench.datasets.images import ImageSet, check_image_size, check_split, resize_uint8, resolve_data_root
+from vrbench.datasets.images import ImageSet, check_image_size, check_split, resolve_data_root
 from vrbench.errors import MissingResourceError
 
 CIFAR100_FILES: tuple[tuple[str, str], ...] = (
@@ -55,7 +56,8 @@ class _CheckedCIFAR100(CIFAR100):
         super()._load_meta()
 
 
-def load_cifar100(split: str, image_size: int, data_root: Path | None = None, download: bool = False) -> ImageSet:
+def load_cifar100(split: str, image_size: int, data_root: Path | None = None, download: bool = False,
+                  resize: str = "squash") -> ImageSet:
     """CIFAR-100 (50,000 train / 10,000 test, 100 fine labels) as uint8 images."""
     train = check_split(split, "cifar100")
     check_image_size(image_size, "cifar100")
@@ -70,8 +72,7 @@ def load_cifar100(split: str, image_size: int, data_root: Path | None = None, do
         raise MissingResourceError(f"CIFAR-100 is not at {folder}/ (missing: {', '.join(missing)}). "
                                    + _fetch_hint("cifar100"))
     dataset = _CheckedCIFAR100(root=str(root), train=train, download=False)
-    images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
-    images = resize_uint8(images, image_size, antialias=True)
+    images = resize_arrays(torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous(), image_size, resize)
     return ImageSet(images, torch.as_tensor(dataset.targets, dtype=torch.int64), tuple(dataset.classes))
 
 
@@ -84,7 +85,8 @@ class _CheckedSVHN(SVHN):
         return path.is_file() and (not verify_checksums() or _md5(path) == self.file_md5)
 
 
-def load_svhn(split: str, image_size: int, data_root: Path | None = None, download: bool = False) -> ImageSet:
+def load_svhn(split: str, image_size: int, data_root: Path | None = None, download: bool = False,
+              resize: str = "squash") -> ImageSet:
     """SVHN cropped digits (73,257 train / 26,032 test; torchvision maps label 10 to 0)."""
     check_split(split, "svhn")
     check_image_size(image_size, "svhn")
@@ -103,7 +105,7 @@ def load_svhn(split: str, image_size: int, data_root: Path | None = None, downlo
         raise MissingResourceError(
             f"{folder / filename} does not match torchvision's md5; download it again "
             f"(or set VRBENCH_VERIFY_CHECKSUMS=0 for files you built yourself)") from None
-    images = resize_uint8(torch.from_numpy(np.ascontiguousarray(dataset.data)), image_size, antialias=True)
+    images = resize_arrays(torch.from_numpy(np.ascontiguousarray(dataset.data)), image_size, resize)
     labels = torch.from_numpy(dataset.labels.astype(np.int64))
     from vrbench.datasets.classnames import SVHN as SVHN_NAMES
 
@@ -128,11 +130,12 @@ def gtsrb_file_list(split: str, data_root: Path | None) -> FileList:
     return FileList("gtsrb", split, base, paths, labels, GTSRB_NAMES)
 
 
-def load_gtsrb(split: str, image_size: int, data_root: Path | None = None, download: bool = False) -> ImageSet:
+def load_gtsrb(split: str, image_size: int, data_root: Path | None = None, download: bool = False,
+               resize: str = "squash") -> ImageSet:
     """GTSRB (26,640 train / 12,630 test, 43 classes), each image resized to image_size with PIL bilinear."""
     check_image_size(image_size, "gtsrb")
     if download:
         from vrbench.datasets.prepare import prepare_dataset
 
         prepare_dataset("gtsrb", resolve_data_root(data_root).absolute())
-    return load_files(gtsrb_file_list(split, data_root), image_size)
+    return load_files(gtsrb_file_list(split, data_root), image_size, resize=resize)

@@ -59,7 +59,7 @@ class ClipPromptJob(Job):
         self.splits = self.data  # the loop reads .train / .val / .test
         atomic_write_json(self.directory / "data.json", self.data.record)
         self.progress.update(force=True, phase="loading backbone")
-        self.cache = FeatureCache(self.results_root(), f"{c['backbone']}|{self.plan.precision}")
+        self.cache = FeatureCache(self.results_root(), f"{c['backbone']}|{self.plan.precision}", self._autocast)
         self.clip = PromptedCLIP(load_clip(c["backbone"])).to(device)
         self.groups = []
         if self.method_info.kind == "linear_probe":
@@ -126,17 +126,21 @@ class ClipPromptJob(Job):
 
     @torch.no_grad()
     def evaluate(self, images) -> float:
-        """Methods that leave the image path alone (zero-shot, CoOp) test on cached frozen image features."""
-        if self.method.changes_image_path:
-            return super().evaluate(images)
-        self.set_mode(False)
-        features = self.frozen_image_features(images)
-        correct = 0
-        size = self.config["test_batch_size"]
-        for start in range(0, len(images), size):
-            logits = self.method.logits_from_image_features(features[start:start + size].to(self.plan.device))
-            correct += (logits.float().argmax(1).cpu() == images.labels[start:start + size]).sum().item()
-        return 100.0 * correct / len(images)
+        """Test in the precision of training (the originals run CLIP in fp16 throughout, test included).
+
+        Methods that leave the image path alone (zero-shot, CoOp, CoCoOp) test on cached frozen image features.
+        """
+        with self._autocast():
+            if self.method.changes_image_path:
+                return super().evaluate(images)
+            self.set_mode(False)
+            features = self.frozen_image_features(images)
+            correct = 0
+            size = self.config["test_batch_size"]
+            for start in range(0, len(images), size):
+                logits = self.method.logits_from_image_features(features[start:start + size].to(self.plan.device))
+                correct += (logits.float().argmax(1).cpu() == images.labels[start:start + size]).sum().item()
+            return 100.0 * correct / len(images)
 
     @torch.no_grad()
     def frozen_image_features(self, images) -> torch.Tensor:
@@ -145,8 +149,7 @@ class ClipPromptJob(Job):
             outputs = []
             for start in range(0, len(images), self.config["test_batch_size"]):
                 x = images.images[start:start + self.config["test_batch_size"]].to(self.plan.device).float() / 255
-                with self._autocast():
-                    outputs.append(self.clip.encode_image(self.input.preprocess(x, train=False)).float().cpu())
+                outputs.append(self.clip.encode_image(self.input.preprocess(x, train=False)).float().cpu())
             return torch.cat(outputs)
 
         return self.cache.image(images.images, images.labels, compute)

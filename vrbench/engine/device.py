@@ -17,14 +17,28 @@ from vrbench.errors import ConfigError
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
+# Autocast dtype per precision. select_device picks "fp16-amp" (GPU) or "fp32"; "bf16-amp" is CPU autocast, which
+# runs the autocast code paths without a GPU (tests build such a plan; no command line option chooses it).
+AUTOCAST_DTYPES = {"fp16-amp": torch.float16, "bf16-amp": torch.bfloat16}
+
+
 @dataclass(frozen=True)
 class DevicePlan:
     device: torch.device
-    precision: str  # "fp16-amp" or "fp32"
+    precision: str  # "fp16-amp", "fp32" (or "bf16-amp", see AUTOCAST_DTYPES)
     threads: int
 
     @property
     def amp(self) -> bool:
+        return self.precision in AUTOCAST_DTYPES
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return AUTOCAST_DTYPES.get(self.precision)
+
+    @property
+    def scales_gradients(self) -> bool:
+        """fp16 gradients underflow without loss scaling; bfloat16 has float32's range and needs none."""
         return self.precision == "fp16-amp"
 
 

@@ -77,7 +77,7 @@ class Job:
         self.optimizers = [_optimizer(g) for g in self.groups]
         self.schedulers = [self._scheduler(optimizer, group) for optimizer, group in zip(self.optimizers, self.groups,
                                                                                           strict=True)]
-        self.scaler = torch.amp.GradScaler("cuda") if self.plan.amp else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.plan.scales_gradients else None
         self.history: list[dict[str, Any]] = []
         self.resumed_at: list[int] = []
         self.final_test_acc: float | None = None
@@ -233,7 +233,7 @@ class Job:
 
     def _autocast(self):
         if self.plan.amp:
-            return torch.autocast("cuda", dtype=torch.float16)
+            return torch.autocast(self.plan.device.type, dtype=self.plan.autocast_dtype)
         return contextlib.nullcontext()
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,9 @@ class InputInfo:
     defaults: dict[str, Any] = field(default_factory=dict)  # general hyperparameters it sets differently
     description: str = ""
     requires: tuple[str, ...] = ()  # mappings it must be paired with (baselines); empty: any VR mapping
+    # Hyperparameters added after results existed: a job's hash holds one only when it is set away from its
+    # default, which is the behaviour from before it existed, so adding it changes no other job's id.
+    late_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,8 @@ class MappingInfo:
     baseline: bool = False  # only meaningful with the input that `requires` it
 
 
-INPUTS: Registry[InputInfo] = Registry("input")
-MAPPINGS: Registry[MappingInfo] = Registry("mapping")
+INPUTS: Registry[InputInfo] = Registry("input", paths=("implementation",))
+MAPPINGS: Registry[MappingInfo] = Registry("mapping", paths=("implementation",))
 
 _RESIZED = {"resolution": None}  # None: the backbone's input size
 INPUTS.register("padding", InputInfo(
@@ -69,8 +72,9 @@ INPUTS.register("resize", InputInfo(
 INPUTS.register("finetune", InputInfo(
     "finetune", "vrbench.methods.baselines:build_finetune", 1,
     params={**_RESIZED, "crop_margin": 32, "test_augment": True, "weight_decay": 5e-4, "schedule": "cosine"},
-    defaults={"lr": 1e-4}, requires=("imagenet_head",),
-    description="full fine-tuning baseline: all weights train, crop+flip also at test (ILM-VP quirk §2.11)"))
+    defaults={"lr": 1e-4}, requires=("imagenet_head",), late_params={"train_augment": True},
+    description="full fine-tuning baseline: all weights train, crop+flip also at test (ILM-VP quirk §2.11); "
+                "train_augment/test_augment false: resize only (ILM-VP's ABIDE path)"))
 INPUTS.register("lora", InputInfo(
     "lora", "vrbench.methods.lora:build_lora", 1,
     params={**_RESIZED, "crop_margin": 32, "lora_rank": 6, "lora_alpha": 8, "lora_targets": "proj_q,proj_v",

@@ -4,7 +4,9 @@ Linear probing: Resize((R, R)) + Normalize, frozen backbone, a new linear layer 
 `linear_probe`). Full fine-tuning: every backbone weight trains (Adam lr 1e-4, weight decay 5e-4, cosine per
 epoch) on Resize((256, 256)) -> RandomCrop(224) -> flip; faithful to the original, the same random crop and
 flip are applied at test time too (`test_augment`, a named quirk), and the 1000-way ImageNet head is kept
-(the mapping `imagenet_head`, spec §6 item 9).
+(the mapping `imagenet_head`, spec §6 item 9). ILM-VP's ABIDE loader ignores the transform it is given (ToTensor
+-> Resize 224 -> Normalize, ILM-VP data/prepare_data.py lines 192-198): `train_augment: false` with
+`test_augment: false` and `crop_margin: 0` is that pipeline.
 """
 
 from __future__ import annotations
@@ -41,16 +43,17 @@ class FinetuneInput(ResizeInput):
     trains_backbone = True
 
     def __init__(self, resolution: int, margin: int, test_augment: bool, mean: tuple[float, ...],
-                 std: tuple[float, ...]) -> None:
+                 std: tuple[float, ...], train_augment: bool = True) -> None:
         super().__init__(resolution, mean, std)
         self.margin = margin
+        self.train_augment = train_augment
         self.test_augment = test_augment
 
     def load_size(self, split: str) -> int:
         return self.resolution + self.margin
 
     def preprocess(self, x: torch.Tensor, train: bool) -> torch.Tensor:
-        if train or self.test_augment:
+        if self.train_augment if train else self.test_augment:
             x = random_crop_flip(x, self.resolution)
         else:
             x = resize(x, self.resolution)
@@ -63,4 +66,5 @@ def build_resize(config: dict[str, Any], backbone) -> ResizeInput:
 
 def build_finetune(config: dict[str, Any], backbone) -> FinetuneInput:
     return FinetuneInput(config.get("resolution") or backbone.input_size, config["crop_margin"],
-                         config["test_augment"], backbone.mean, backbone.std)
+                         config["test_augment"], backbone.mean, backbone.std,
+                         train_augment=config.get("train_augment", True))  # a late parameter: absent = True

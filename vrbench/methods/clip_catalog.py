@@ -31,14 +31,17 @@ class ClipMethodInfo:
 
 CLIP_METHODS: Registry[ClipMethodInfo] = Registry("method")
 
+# Versions: 2 (issue 10) tests under the training autocast (fp16 on a GPU, as the originals run CLIP), and
+# computes the cached frozen text features under it too; linear probing's features already were.
+
 _SGD = {"lr_schedule": "warmup_cosine"}
 _IVLP = {"n_ctx_text": 4, "n_ctx_vision": 4, "depth_text": 9, "depth_vision": 9, "ctx_init": "a photo of a"}
 
 CLIP_METHODS.register("zeroshot", ClipMethodInfo(
-    "zeroshot", 1, trains=False, kind="zeroshot",
+    "zeroshot", 2, trains=False, kind="zeroshot",
     description="zero-shot CLIP with the dataset's hand-crafted template (§1.1)", paper_name="CLIP (zero-shot)"))
 CLIP_METHODS.register("zeroshot_ensemble", ClipMethodInfo(
-    "zeroshot_ensemble", 1, trains=False, kind="zeroshot",
+    "zeroshot_ensemble", 2, trains=False, kind="zeroshot",
     description="zero-shot CLIP, 7 templates (+ the dataset's own) averaged (ZeroshotCLIP2 §1.1)",
     paper_name="CLIP (ensemble)"))
 CLIP_METHODS.register("linear_probe_clip", ClipMethodInfo(
@@ -46,24 +49,24 @@ CLIP_METHODS.register("linear_probe_clip", ClipMethodInfo(
     description="logistic regression on frozen image features, two-stage C search on few-shot val (§1.2)",
     paper_name="Linear probe CLIP"))
 CLIP_METHODS.register("coop", ClipMethodInfo(
-    "coop", 1, params={"n_ctx": 16, "csc": False, "ctx_init": "", "class_token_position": "end"},
+    "coop", 2, params={"n_ctx": 16, "csc": False, "ctx_init": "", "class_token_position": "end"},
     defaults={"epochs": 200, "lr": 0.002, "batch_size": 32, **_SGD},
     description="learned context vectors for the text encoder (CoOp §1.3; train.py defaults, 200-epoch config)",
     paper_name="CoOp"))
 CLIP_METHODS.register("cocoop", ClipMethodInfo(
-    "cocoop", 1, params={"n_ctx": 4, "ctx_init": "a photo of a"},
+    "cocoop", 2, params={"n_ctx": 4, "ctx_init": "a photo of a"},
     defaults={"epochs": 10, "lr": 0.002, "batch_size": 1, **_SGD},
     description="CoOp context plus an image-conditioned meta-net bias (CoCoOp §1.4)", paper_name="CoCoOp"))
 CLIP_METHODS.register("ivlp", ClipMethodInfo(
-    "ivlp", 1, params=dict(_IVLP), defaults={"epochs": 20, "lr": 0.0025, "batch_size": 4, **_SGD},
+    "ivlp", 2, params=dict(_IVLP), defaults={"epochs": 20, "lr": 0.0025, "batch_size": 4, **_SGD},
     description="independent deep vision and language prompts (IVLP §1.5)", paper_name="IVLP"))
 CLIP_METHODS.register("maple", ClipMethodInfo(
-    "maple", 1, params={"n_ctx": 2, "depth": 9, "ctx_init": "a photo of a"},
+    "maple", 2, params={"n_ctx": 2, "depth": 9, "ctx_init": "a photo of a"},
     defaults={"epochs": 5, "lr": 0.0035, "batch_size": 4, **_SGD},
     description="multi-modal prompts, vision prompts coupled to text prompts (MaPLe §1.6; upstream 5 epochs)",
     paper_name="MaPLe"))
 CLIP_METHODS.register("promptsrc", ClipMethodInfo(
-    "promptsrc", 1,
+    "promptsrc", 2,
     params={**_IVLP, "text_loss_weight": 25.0, "image_loss_weight": 10.0, "kl_loss_weight": 1.0,
             "gpa_mean": 15.0, "gpa_std": 1.0},
     defaults={"epochs": 20, "lr": 0.0025, "batch_size": 4, **_SGD},
