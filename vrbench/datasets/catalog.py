@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from vrbench.datasets import DATASETS, DatasetInfo
 from vrbench.datasets import classnames as names
+from vrbench.datasets.info import DATASETS, DatasetInfo
 
 VR, PROMPT = ("vr",), ("prompt",)
 BOTH = ("vr", "prompt")
@@ -27,7 +27,9 @@ RESEARCH_ONLY = "research / non-commercial use (see the dataset's terms)"
 
 def _add(info: DatasetInfo) -> None:
     if info.loader.startswith("vrbench.datasets.coop:"):  # file-backed: any aspect ratio, so CLIP's crop applies
-        info = replace(info, crops=True)
+        info = replace(info, crops=True, lister="vrbench.datasets.coop:file_list")
+    elif info.name == "gtsrb":  # file-backed too (PPM files), always squashed to the VR size
+        info = replace(info, lister="vrbench.datasets.torchvision_sets:gtsrb_files")
     DATASETS.register(info.name, info)
 
 

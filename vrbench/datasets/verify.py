@@ -203,7 +203,7 @@ def _file_problems(name: str, files, level: str) -> list[Problem]:
 
 def _file_list_checks(info: DatasetInfo, root: Path, level: str) -> list[Problem]:
     from vrbench.datasets import coop
-    from vrbench.datasets.prepare import RECORD, read_record, sha256_file
+    from vrbench.datasets.checksums import RECORD, read_record, sha256_file
 
     problems: list[Problem] = []
     if info.name in coop.SPLIT_LAYOUTS:
@@ -274,7 +274,7 @@ def _checksum_problems(info: DatasetInfo, root: Path) -> list[Problem]:
         expected = [(root / "svhn" / SVHN.split_list[s][1], "md5", SVHN.split_list[s][2]) for s in ("train", "test")]
     elif info.name == "animal_shapes":
         from vrbench.datasets.animal_shapes import FILE_SHA256
-        from vrbench.datasets.prepare import sha256_file
+        from vrbench.datasets.checksums import sha256_file
 
         expected = [(root / info.folder / name, "sha256", digest) for name, digest in FILE_SHA256.items()]
         return [Problem(info.name, str(p), f"sha256 {sha256_file(p)} differs from the wheel's RECORD ({d})",
