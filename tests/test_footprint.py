@@ -48,7 +48,7 @@ def test_the_entry_size_is_the_size_of_the_file_the_cache_writes(tmp_path: Path,
 def test_gpu_memory_follows_the_batch_and_what_backpropagates() -> None:
     coop, promptsrc = job_footprint(_prompt("coop")), job_footprint(_prompt("promptsrc"))
     assert promptsrc.gpu > coop.gpu  # deep vision prompts backpropagate through the image tower
-    cocoop = job_footprint(_prompt("cocoop", batch_size=1))
+    cocoop = job_footprint(_prompt("cocoop"))  # the same batch of 4
     assert cocoop.gpu > coop.gpu  # CoCoOp runs the text tower once per image and class
     vr = {"backbone": "resnet18", "dataset": "cifar10", "input": "padding", "mapping": "ilm", "image_size": 32,
           "canvas": 224, "subset": None}
