@@ -109,3 +109,19 @@ def test_cache_ls_and_clear_show_and_free_the_space(dtd_root: Path, tmp_path: Pa
     everything = runner.invoke(data_app, ["cache", "clear", "--all"], input="y\n", catch_exceptions=False)
     assert everything.exit_code == 0 and cache_entries(tmp_path / "cache") == []
     assert runner.invoke(data_app, ["cache", "clear"]).exit_code == 2  # neither a dataset nor --all
+
+
+def test_a_read_only_cache_decodes_into_memory_instead_of_refusing(dtd_root: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    mount = tmp_path / "readonly"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a read-only tmpfs needs root (CI and the dev container run as root)")
+    try:
+        monkeypatch.setenv("VRBENCH_CACHE_DIR", str(mount / "cache"))
+        with pytest.warns(UserWarning, match="is not writable"):
+            loaded = DATASETS.get("dtd").load("train", 224, dtd_root, resize="clip")  # free space 0: not checked
+        assert len(loaded) == 47 and list(mount.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)

@@ -21,6 +21,7 @@ move the cache, and no partial file is left behind. Every use of an entry touche
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -33,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from vrbench.datasets.roots import CACHE_DIR_ENV, CACHE_ENV, cache_dir, cache_enabled, config_path
-from vrbench.datasets.space import ensure_free_space, reserve
+from vrbench.datasets.space import ensure_free_space, reserve, writable
 
 # Bump when the decode/resize transform changes: old cache files then stop matching.
 TRANSFORM_VERSION = "pil-rgb-bilinear-v1"
@@ -120,7 +121,8 @@ def cached_array(
     if found is not None:
         return found
     what = f"the decoded-image cache entry {key}.npy"
-    ensure_free_space(folder, entry_bytes(shape), what, how_to_move())  # before anything is created
+    if writable(folder):  # a read-only cache falls back to memory below; its free space says nothing
+        ensure_free_space(folder, entry_bytes(shape), what, how_to_move())  # before anything is created
     try:
         folder.mkdir(parents=True, exist_ok=True)
         lock = folder / f"{key}.lock"
@@ -139,7 +141,9 @@ def cached_array(
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)
-    except PermissionError as exc:
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
         warnings.warn(f"decoded-image cache {folder} is not writable ({exc}); decoding in memory", stacklevel=2)
         out = np.empty(shape, dtype=np.uint8)
         build(out)

@@ -34,6 +34,11 @@ def _existing(path: Path) -> Path:
     return path
 
 
+def writable(path: Path) -> bool:
+    """Whether ``path`` (or, when it does not exist yet, the folder it would be created in) can be written."""
+    return os.access(_existing(path), os.W_OK)
+
+
 def free_bytes(path: Path) -> int:
     """Bytes an unprivileged writer may still use on the filesystem holding ``path``."""
     return shutil.disk_usage(_existing(path)).free
