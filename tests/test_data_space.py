@@ -1,7 +1,7 @@
 """The decoded-image cache on a filesystem that is too small: one clear refusal, nothing half-written, and
 `vrbench data cache ls / clear` to see and free the space.
 
-The small filesystem is a real 2 MiB tmpfs. Mounting needs root (CI and the dev container run as root); elsewhere
+The small filesystem is a real 2 MiB tmpfs. Mounting needs root (the dev container runs as root); elsewhere
 the tests fall back to a patched free-space figure (the free-space query only; the decoder is never patched).
 """
 
@@ -117,7 +117,7 @@ def test_a_read_only_cache_decodes_into_memory_instead_of_refusing(dtd_root: Pat
     mount.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],
                       capture_output=True).returncode != 0:
-        pytest.skip("mounting a read-only tmpfs needs root (CI and the dev container run as root)")
+        pytest.skip("mounting a read-only tmpfs needs root, which this test process does not have")
     try:
         monkeypatch.setenv("VRBENCH_CACHE_DIR", str(mount / "cache"))
         with pytest.warns(UserWarning, match="is not writable"):
