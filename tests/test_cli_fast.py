@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from vrbench.cost import job_tmacs
+from vrbench.datasets.space import human_bytes
+from vrbench.footprint import job_footprint
 from vrbench.suite import load_suite
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,6 +59,7 @@ WRAPPER = textwrap.dedent("""\
     print(json.dumps(report))
 """)
 CHEAP = [["--help"], ["ls", "methods"], ["ls", "backbones"], ["ls", "datasets"], ["ls", "suites"],
+         ["run", str(SMOKE), "--dry-run", "--results", "{results}"], ["data", "cache", "ls"],
          ["status", str(SMOKE), "--results", "{results}"]]
 
 
@@ -113,10 +116,13 @@ def test_dry_run_prints_the_jobs_load_suite_computes(runs):
         row = next(line for line in dry.stdout.splitlines() if job.run_id in line)
         cells = [cell.strip() for cell in row.strip("│ ").split("│")]
         c = job.config
-        assert cells[:-1] == [job.run_id, f"{c['input']}+{c['mapping']}", c["backbone"], c["dataset"],
-                              str(c["seed"]), str(c["epochs"]), f"{c['lr']:g}", str(c["batch_size"])]
-        assert float(cells[-1]) == pytest.approx(job_tmacs(c), abs=0.01)  # the estimated cost column
+        assert cells[:8] == [job.run_id, f"{c['input']}+{c['mapping']}", c["backbone"], c["dataset"],
+                             str(c["seed"]), str(c["epochs"]), f"{c['lr']:g}", str(c["batch_size"])]
+        assert float(cells[8]) == pytest.approx(job_tmacs(c), abs=0.01)  # the estimated cost column
+        needs = job_footprint(c)  # digits is held in memory: no decoded-image cache
+        assert cells[9:] == [human_bytes(needs.host), "-", human_bytes(needs.gpu)]
     assert "estimated" in dry.stdout and "GPU-hours" in dry.stdout
+    assert "decoded-image cache 0 B on disk in all" in dry.stdout and "host memory" in dry.stdout
 
 
 def test_dry_run_runs_nothing(runs):
@@ -153,7 +159,7 @@ def test_ls_lists_methods_backbones_datasets_and_suites(runs):
         assert f"suites/{name}" in report["ls suites"]["out"]
 
 
-def test_help_ls_and_status_do_not_import_torch(runs):
+def test_help_ls_status_dry_run_and_cache_ls_do_not_import_torch(runs):
     wrapper = runs["wrapper"]
     assert wrapper.returncode == 0, wrapper.stderr
     report = json.loads(wrapper.stdout)

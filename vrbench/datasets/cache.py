@@ -11,24 +11,49 @@ labels), so a changed split file or a changed transform never reads a stale arra
 file in the cache directory and ``os.replace`` it into place, under an exclusive ``flock`` per key, so concurrent
 jobs never see a half-written file and only one of them decodes. ``VRBENCH_CACHE=0`` (or ``use_cache=False``)
 bypasses the cache; ``VRBENCH_CACHE_DIR`` moves it (see ``roots.py``).
+
+Before decoding, the writer checks that the array fits on the cache's filesystem and then allocates the file's
+blocks up front (``space.py``): a full disk is one ``DiskSpaceError`` naming the bytes needed and free and how to
+move the cache, and no partial file is left behind. Every use of an entry touches its modification time, which
+`vrbench data cache ls` shows as its last use.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import re
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vrbench.datasets.roots import cache_dir, cache_enabled
+from vrbench.datasets.roots import CACHE_DIR_ENV, CACHE_ENV, cache_dir, cache_enabled, config_path
+from vrbench.datasets.space import ensure_free_space, reserve, writable
 
 # Bump when the decode/resize transform changes: old cache files then stop matching.
 TRANSFORM_VERSION = "pil-rgb-bilinear-v1"
+HEADER_BYTES = 4096  # an upper bound on a .npy header (numpy pads it to a multiple of 64, ~128 bytes here)
+
+
+def entry_bytes(shape: tuple[int, ...]) -> int:
+    """Disk bytes of the cache entry of a uint8 array of ``shape`` (an upper bound: the header is ~128 bytes)."""
+    count = 1
+    for side in shape:
+        count *= int(side)
+    return count + HEADER_BYTES
+
+
+def how_to_move() -> str:
+    """The sentence a full-disk refusal ends with: the settings that move, empty or turn off the cache."""
+    return (f"Move the cache to a larger disk with {CACHE_DIR_ENV}=/path/on/larger/disk (or `cache_dir:` in "
+            f"{config_path()}), free space with `vrbench data cache clear`, or set {CACHE_ENV}=0 to decode into "
+            "memory instead.")
 
 
 def fingerprint(items: list[tuple[str, int]]) -> str:
@@ -69,6 +94,8 @@ def _open(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
         return None
     if array.dtype != np.uint8 or array.shape != shape:
         return None
+    with contextlib.suppress(OSError):  # last use, for `vrbench data cache ls` (a read-only cache keeps its time)
+        os.utime(path)
     return array
 
 
@@ -93,6 +120,9 @@ def cached_array(
     found = _open(path, shape)
     if found is not None:
         return found
+    what = f"the decoded-image cache entry {key}.npy"
+    if writable(folder):  # a read-only cache falls back to memory below; its free space says nothing
+        ensure_free_space(folder, entry_bytes(shape), what, how_to_move())  # before anything is created
     try:
         folder.mkdir(parents=True, exist_ok=True)
         lock = folder / f"{key}.lock"
@@ -102,14 +132,18 @@ def cached_array(
                 return found
             tmp = folder / f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.npy"
             try:
+                ensure_free_space(folder, entry_bytes(shape), what, how_to_move())  # others may have written
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+                reserve(tmp, tmp.stat().st_size, what, how_to_move())
                 build(out)
                 out.flush()
                 del out
                 os.replace(tmp, path)
             finally:
                 tmp.unlink(missing_ok=True)
-    except PermissionError as exc:
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
         warnings.warn(f"decoded-image cache {folder} is not writable ({exc}); decoding in memory", stacklevel=2)
         out = np.empty(shape, dtype=np.uint8)
         build(out)
@@ -118,3 +152,78 @@ def cached_array(
     if found is None:  # pragma: no cover - only if the file vanished between rename and open
         raise OSError(f"decoded-image cache file {path} disappeared after it was written")
     return found
+
+
+# ---------------------------------------------------------------- `vrbench data cache ls / clear`
+
+_KEY = re.compile(r"^(?P<dataset>[A-Za-z0-9_]+)-(?P<split>.+)-(?P<size>\d+)px-(?P<version>.+)-(?P<fp>[0-9a-f]{16})$")
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One decoded array in the cache, as `vrbench data cache ls` lists it."""
+
+    path: Path
+    dataset: str
+    split: str  # "train", "test-clip", ...
+    size: int  # image side in pixels
+    images: int | None  # None when the file's header is unreadable
+    bytes: int
+    last_use: float  # modification time: set when written and on every use
+
+    @property
+    def current(self) -> bool:
+        """False for entries of an older transform version, which no job reads any more."""
+        return f"px-{TRANSFORM_VERSION}-" in self.path.stem
+
+
+def _images_in(path: Path) -> int | None:
+    try:
+        return int(np.load(path, mmap_mode="r").shape[0])  # a map reads the header only
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cache_entries(directory: Path | None = None) -> list[CacheEntry]:
+    """Every finished entry of the cache (temporary files of writers at work are not entries), oldest use first."""
+    folder = Path(directory) if directory is not None else cache_dir()
+    if not folder.is_dir():
+        return []
+    entries = []
+    for path in folder.glob("*.npy"):
+        match = _KEY.match(path.stem)
+        if path.name.startswith(".") or match is None:
+            continue
+        try:
+            stat = path.stat()
+        except OSError:  # removed meanwhile
+            continue
+        entries.append(CacheEntry(path, match["dataset"], match["split"], int(match["size"]), _images_in(path),
+                                  stat.st_size, stat.st_mtime))
+    return sorted(entries, key=lambda entry: entry.last_use)
+
+
+def remove_entries(entries: list[CacheEntry]) -> int:
+    """Delete entries (jobs that have one mapped keep reading it until they finish); return the bytes freed."""
+    freed = 0
+    for entry in entries:
+        with contextlib.suppress(FileNotFoundError):
+            entry.path.unlink()
+            freed += entry.bytes
+        with contextlib.suppress(FileNotFoundError):
+            entry.path.with_suffix(".lock").unlink()
+    return freed
+
+
+def remove_listings(directory: Path | None = None) -> int:
+    """Delete the stored folder listings (``listing.py``); return the bytes freed."""
+    from vrbench.datasets.listing import FOLDER
+
+    folder = (Path(directory) if directory is not None else cache_dir()) / FOLDER
+    freed = 0
+    for path in folder.glob("*.json") if folder.is_dir() else ():
+        with contextlib.suppress(FileNotFoundError):
+            size = path.stat().st_size
+            path.unlink()
+            freed += size
+    return freed

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from vrbench.datasets import DATASETS, DatasetInfo
 from vrbench.datasets import classnames as names
+from vrbench.datasets.info import DATASETS, DatasetInfo
 
 VR, PROMPT = ("vr",), ("prompt",)
 BOTH = ("vr", "prompt")
@@ -32,7 +32,9 @@ CLIP_REVISED = ("cifar10", "cifar100", "svhn", "gtsrb")
 
 def _add(info: DatasetInfo) -> None:
     if info.loader.startswith("vrbench.datasets.coop:"):  # file-backed: any aspect ratio, so CLIP's crop applies
-        info = replace(info, clip_resize=True)
+        info = replace(info, clip_resize=True, lister="vrbench.datasets.coop:file_list")
+    elif info.name == "gtsrb":  # file-backed too (PPM files)
+        info = replace(info, lister="vrbench.datasets.torchvision_sets:gtsrb_files")
     if info.name in CLIP_REVISED:
         info = replace(info, clip_resize=True, revisions=(("clip", 2),))
     DATASETS.register(info.name, info)

@@ -15,6 +15,10 @@ Layouts (under the data root, clip_methods.md §2.1; CoOp DATASETS.md):
 Class names come from the split file (already cleaned by CoOp), ``variants.txt`` or ``classnames.txt``. One
 deliberate difference: CoOp lists ImageNet train folders unsorted (filesystem order); vrbench sorts them, so a
 few-shot draw is the same on every machine.
+
+Listing a class-folder dataset is one ``os.scandir`` per folder (no ``stat`` per file) and is kept in the
+listing cache (``listing.py``), so repeated jobs reuse it. ``download`` is accepted for the uniform loader
+signature; the engine runs `vrbench data prepare` before loading when a run asks for ``--download``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from vrbench.datasets.files import FileList, load_files
 from vrbench.datasets.images import ImageSet, check_image_size, resolve_data_root
 from vrbench.datasets.layouts import CLASSNAMES_FILE, FGVC_FOLDER, IMAGENET_LAYOUTS, SPLIT_LAYOUTS
+from vrbench.datasets.listing import class_folder_files
 from vrbench.errors import ConfigError, MissingResourceError
 
 COOP_SPLITS = ("train", "val", "test")
@@ -36,11 +41,6 @@ def _missing(name: str, path: Path, what: str) -> MissingResourceError:
         f"{name}: {what} {path} is missing. Run `vrbench data prepare {name}` for the download or the exact manual "
         f"steps, then `vrbench data verify {name}`."
     )
-
-
-def _listdir(folder: Path) -> list[str]:
-    """Visible entries, sorted (Dassl's listdir_nohidden(sort=True))."""
-    return sorted(entry for entry in (p.name for p in folder.iterdir()) if not entry.startswith("."))
 
 
 # ---------------------------------------------------------------- split-file datasets
@@ -133,10 +133,6 @@ def read_classnames(path: Path) -> dict[str, str]:
     return names
 
 
-def _image_files(folder: Path) -> list[str]:
-    return [p for p in _listdir(folder) if (folder / p).is_file()]
-
-
 def imagenet_file_list(name: str, split: str, data_root: Path | None) -> FileList:
     """ImageNet (train / val-as-test) and the test-only variants, as CoOp's imagenet*.py list them."""
     folder_name, image_dir = IMAGENET_LAYOUTS[name]
@@ -149,23 +145,23 @@ def imagenet_file_list(name: str, split: str, data_root: Path | None) -> FileLis
         raise _missing(name, images, "the image folder")
     paths: list[str] = []
     labels: list[int] = []
+    tag = f"{name}-{split}"
     if name == "imagenetv2":
-        wnids = list(names)
         classes = tuple(names.values())
-        for label in range(len(wnids)):
-            sub = images / str(label)
-            if sub.is_dir():
-                for file in _image_files(sub):
-                    paths.append(f"{label}/{file}")
-                    labels.append(label)
+        listed = class_folder_files(images, tag, [str(label) for label in range(len(names))])
+        for label in range(len(names)):
+            for file in listed.get(str(label), ()):
+                paths.append(f"{label}/{file}")
+                labels.append(label)
         return FileList(name, split, images, tuple(paths), tuple(labels), classes)
-    folders = [f for f in _listdir(images) if (images / f).is_dir()]  # README.txt of A/R is skipped
+    listed = class_folder_files(images, tag)  # README.txt of A/R is a file, so it is skipped
+    folders = list(listed)
     unknown = [f for f in folders if f not in names]
     if unknown:
         raise MissingResourceError(
             f"{images}: folder(s) {', '.join(unknown[:5])} are not in {folder / CLASSNAMES_FILE}")
     for label, wnid in enumerate(folders):
-        for file in _image_files(images / wnid):
+        for file in listed[wnid]:
             paths.append(f"{wnid}/{file}")
             labels.append(label)
     classes = tuple(names[wnid] for wnid in folders)
@@ -193,10 +189,6 @@ def load(name: str, split: str, image_size: int, data_root: Path | None = None, 
          resize: str = "squash") -> ImageSet:
     """Decode one split at ``image_size`` through the decoded-image cache (``resize``: see files.decode_image)."""
     check_image_size(image_size, name)
-    if download:  # `--download`: what `vrbench data prepare NAME` does (a no-op when the dataset is ready)
-        from vrbench.datasets.prepare import prepare_dataset
-
-        prepare_dataset(name, resolve_data_root(data_root).absolute())
     return load_files(file_list(name, split, data_root), image_size, resize=resize)
 
 

@@ -22,6 +22,12 @@ from vrbench.datasets.images import ImageSet
 from vrbench.errors import MissingResourceError
 
 _CHUNK = 256  # images per thread-pool batch: bounds the memory of in-flight decodes
+_decoded = 0  # images decode_into has decoded in this process (what the scale tests and the benchmark count)
+
+
+def decoded_images() -> int:
+    """How many image files this process has decoded so far (cache hits decode nothing)."""
+    return _decoded
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,7 @@ def clip_resize_arrays(images: torch.Tensor, image_size: int, workers: int | Non
 def decode_into(files: FileList, image_size: int, out: np.ndarray, workers: int | None = None,
                 resize: str = "squash") -> None:
     """Decode every file of ``files`` into ``out`` (N x 3 x S x S), in order."""
+    global _decoded
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(files), _CHUNK):
@@ -118,6 +125,7 @@ def decode_into(files: FileList, image_size: int, out: np.ndarray, workers: int 
             paths = [files.absolute(i) for i in range(start, stop)]
             for offset, pixels in enumerate(pool.map(lambda p: decode_image(p, image_size, resize), paths)):
                 out[start + offset] = pixels
+                _decoded += 1
 
 
 def load_files(

@@ -17,8 +17,6 @@ Network failures end in one line (``MissingResourceError``), never a traceback.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import socket
 import tarfile
@@ -31,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vrbench.datasets import DATASETS
+from vrbench.datasets.checksums import RECORD, read_record, record_checksum, sha256_file  # noqa: F401 (re-exported)
 from vrbench.errors import MissingResourceError
 
 STALL_TIMEOUT = 60.0  # seconds one network read may stall
-RECORD = ".vrbench-prepared.json"
 DRIVE_URL = "https://drive.usercontent.google.com/download?id={id}&export=download&confirm=t"
 
 # CoOp DATASETS.md: Google Drive ids of the split files (and of UCF101's middle frames).
@@ -103,32 +101,10 @@ def _fetch_archive(root: Path, archive: Archive) -> None:
         _guarded(archive.url, lambda: download_url(archive.url, str(target), md5=archive.md5))
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_record(folder: Path) -> dict[str, str]:
-    try:
-        data = json.loads((folder / RECORD).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-
-def record_checksum(folder: Path, path: Path) -> None:
-    """Remember a fetched file's sha256 (trust on first use) for `vrbench data verify`."""
-    record = read_record(folder)
-    record[path.name] = sha256_file(path)
-    (folder / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
 def fetch_split_file(name: str, root: Path) -> Path:
     """Download CoOp's split file for ``name`` from Google Drive, check that it parses, record its sha256."""
-    from vrbench.datasets.coop import SPLIT_LAYOUTS, read_split_file
+    from vrbench.datasets.coop import read_split_file
+    from vrbench.datasets.layouts import SPLIT_LAYOUTS
 
     layout = SPLIT_LAYOUTS[name]
     folder = root / layout.folder
@@ -244,7 +220,7 @@ def _post_extract(name: str, root: Path) -> None:
             data.replace(root / "fgvc_aircraft")
             shutil.rmtree(staged, ignore_errors=True)
     if name in ("imagenetv2", "imagenet_a", "imagenet_r"):
-        from vrbench.datasets.coop import CLASSNAMES_FILE, IMAGENET_LAYOUTS
+        from vrbench.datasets.layouts import CLASSNAMES_FILE, IMAGENET_LAYOUTS
 
         source = root / "imagenet" / CLASSNAMES_FILE
         target = root / IMAGENET_LAYOUTS[name][0] / CLASSNAMES_FILE

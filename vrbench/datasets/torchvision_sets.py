@@ -10,7 +10,9 @@ Layouts under the data root (torchvision's, as ILM-VP / BLM pass ``<data_path>/<
 CIFAR and SVHN are arrays already (32 px); GTSRB images vary in size and are resized per image with PIL bilinear,
 as ``transforms.Resize((32, 32))`` does in the papers, through the decoded-image cache. With ``resize="clip"``
 (CLIP backbones) every loader applies CLIP's own preprocess instead, as ILM-VP's and BLM's CLIP scripts do. md5
-checks honour ``VRBENCH_VERIFY_CHECKSUMS`` as for CIFAR-10.
+checks honour ``VRBENCH_VERIFY_CHECKSUMS`` as for CIFAR-10. ``download`` is accepted for the uniform loader
+signature; the engine runs `vrbench data prepare` before loading when a run asks for ``--download`` (loaders never
+import prepare).
 """
 
 from __future__ import annotations
@@ -62,10 +64,6 @@ def load_cifar100(split: str, image_size: int, data_root: Path | None = None, do
     train = check_split(split, "cifar100")
     check_image_size(image_size, "cifar100")
     root = resolve_data_root(data_root).absolute()
-    if download:
-        from vrbench.datasets.prepare import prepare_dataset
-
-        prepare_dataset("cifar100", root)
     folder = root / CIFAR100.base_folder
     missing = [name for name, _ in CIFAR100_FILES if not (folder / name).is_file()]
     if missing:
@@ -91,10 +89,6 @@ def load_svhn(split: str, image_size: int, data_root: Path | None = None, downlo
     check_split(split, "svhn")
     check_image_size(image_size, "svhn")
     root = resolve_data_root(data_root).absolute()
-    if download:
-        from vrbench.datasets.prepare import prepare_dataset
-
-        prepare_dataset("svhn", root)
     folder = root / "svhn"
     filename = SVHN.split_list[split][1]
     if not (folder / filename).is_file():
@@ -130,12 +124,13 @@ def gtsrb_file_list(split: str, data_root: Path | None) -> FileList:
     return FileList("gtsrb", split, base, paths, labels, GTSRB_NAMES)
 
 
+def gtsrb_files(name: str, split: str, data_root: Path | None) -> FileList:
+    """``DatasetInfo.lister`` for GTSRB."""
+    return gtsrb_file_list(split, data_root)
+
+
 def load_gtsrb(split: str, image_size: int, data_root: Path | None = None, download: bool = False,
                resize: str = "squash") -> ImageSet:
     """GTSRB (26,640 train / 12,630 test, 43 classes), each image resized to image_size with PIL bilinear."""
     check_image_size(image_size, "gtsrb")
-    if download:
-        from vrbench.datasets.prepare import prepare_dataset
-
-        prepare_dataset("gtsrb", resolve_data_root(data_root).absolute())
     return load_files(gtsrb_file_list(split, data_root), image_size, resize=resize)

@@ -99,11 +99,17 @@ def load_prompt_data(config: dict[str, Any], data_root: Path | None, size: int, 
     record: dict[str, Any] = {"dataset": config["dataset"], "subsample": config["subsample"], "classes": None}
     train = None
     if needs_train:
-        train = load_split(config, "train", size, data_root, download, resize)
+        drawn: list[int] = []
+
+        def fewshot(labels) -> list[int]:
+            # CoOp's draw from the labels alone, so only the K x C chosen images are decoded (load_split)
+            drawn.extend(sample_fewshot(list(labels), None, config["shots"], config["seed"])[0])
+            return drawn
+
+        train = load_split(config, "train", size, data_root, download, resize,
+                           choose=fewshot if config.get("shots") else None)
         if config.get("shots"):
-            positions, _ = sample_fewshot(train.labels.tolist(), None, config["shots"], config["seed"])
-            train = train.subset(torch.tensor(positions, dtype=torch.int64))
-            record["fewshot_positions"] = positions
+            record["fewshot_positions"] = drawn
         train = relabel(train, config["subsample"], len(train.classes))
         record["train_size"] = len(train)
     test = relabel(test, config["subsample"], len(test.classes))

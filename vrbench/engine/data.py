@@ -1,14 +1,28 @@
-"""Turn a job config into its train / validation / test image sets."""
+"""Turn a job config into its train / validation / test image sets.
+
+File-backed datasets (the CoOp-split sets, ImageNet and its variants, GTSRB) are chosen from before anything is
+decoded: the split's file list carries the labels, so the suite's fixed subset and a few-shot draw pick positions
+from the labels alone and only the chosen images are decoded (and cached). A 16-shot ImageNet job decodes
+16 x 1,000 training images, not 1.28 M. The positions are those the old decode-everything-then-pick path chose,
+because both draw from the same label list in the same order.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from vrbench.datasets import DATASETS
-from vrbench.datasets.images import ImageSet
+from vrbench.datasets.files import load_files
+from vrbench.datasets.images import ImageSet, resolve_data_root
 from vrbench.datasets.subsets import split_validation, stratified_subset
+
+# choose(labels) -> positions into labels: a draw that needs the labels only (CoOp's few-shot sampling)
+Chooser = Callable[[Sequence[int]], Sequence[int]]
 
 SUBSET_SEED = 0  # subsets are shared by every method and seed of a suite, so they use a fixed seed
 
@@ -23,11 +37,29 @@ class Splits:
 
 
 def load_split(config: dict[str, Any], split: str, size: int, data_root: Path | None, download: bool = False,
-               resize: str = "squash") -> ImageSet:
-    """One split of the job's dataset, restricted to the suite's fixed stratified `subset` when it sets one."""
-    images = DATASETS.get(config["dataset"]).load(split, size, data_root, download, resize=resize)
+               resize: str = "squash", choose: Chooser | None = None) -> ImageSet:
+    """One split of the job's dataset, restricted to the suite's fixed stratified `subset` when it sets one, then
+    to the positions ``choose`` picks from the labels (in its order); only those images are decoded."""
+    info = DATASETS.get(config["dataset"])
+    if download:  # `--download`: what `vrbench data prepare NAME` does (a no-op when the dataset is ready)
+        from vrbench.datasets.prepare import prepare_dataset
+
+        prepare_dataset(info.name, resolve_data_root(data_root).absolute())
     wanted = (config.get("subset") or {}).get(split)
-    return images.subset(stratified_subset(images.labels, wanted, seed=SUBSET_SEED)) if wanted else images
+    if info.lister is not None:
+        files = info.file_list(split, data_root)
+        if wanted:
+            files = files.select(stratified_subset(torch.tensor(files.labels, dtype=torch.int64), wanted,
+                                                   seed=SUBSET_SEED).tolist())
+        if choose is not None:
+            files = files.select(list(choose(files.labels)))
+        return load_files(files, size, resize=resize if info.clip_resize else "squash")
+    images = info.load(split, size, data_root, resize=resize)
+    if wanted:
+        images = images.subset(stratified_subset(images.labels, wanted, seed=SUBSET_SEED))
+    if choose is not None:
+        images = images.subset(torch.tensor(list(choose(images.labels.tolist())), dtype=torch.int64))
+    return images
 
 
 def prepare_splits(config: dict[str, Any], data_root: Path | None, sizes: dict[str, int],

@@ -10,10 +10,11 @@ from vrbench.testing.data_fixtures import (
     write_fgvc_aircraft,
     write_gtsrb,
     write_imagenet_family,
+    write_imagenet_scale,
     write_svhn,
 )
 
 __all__ = [
     "write_cifar10", "write_cifar100", "write_svhn", "write_gtsrb", "write_coop_dataset", "write_fgvc_aircraft",
-    "write_imagenet_family", "write_abide", "write_animal_shapes", "write_animal_wheel",
+    "write_imagenet_family", "write_imagenet_scale", "write_abide", "write_animal_shapes", "write_animal_wheel",
 ]

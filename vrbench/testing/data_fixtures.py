@@ -288,3 +288,26 @@ __all__ = [
     "write_imagenet_family", "write_abide", "write_animal_shapes", "write_animal_wheel", "animal_payloads",
     "malicious_pickle", "imagenet_wnids",
 ]
+
+
+def write_imagenet_scale(root: Path, num_classes: int = 1000, per_class: int = 20, val_per_class: int = 1) -> Path:
+    """ImageNet's layout at its real class count with many tiny images, written in seconds: one 8 x 8 JPEG per
+    class (its own colour), copied to every file of that class. For the scale tests and the few-shot benchmark."""
+    from vrbench.datasets.layouts import CLASSNAMES_FILE, IMAGENET_LAYOUTS
+
+    folder_name, image_dir = IMAGENET_LAYOUTS["imagenet"]
+    folder = Path(root) / folder_name
+    folder.mkdir(parents=True, exist_ok=True)
+    wnids = imagenet_wnids()
+    (folder / CLASSNAMES_FILE).write_text("".join(f"{w} class name {i}\n" for i, w in enumerate(wnids)))
+    for label in range(num_classes):
+        colour = (label % 256, (label * 7) % 256, (label * 13) % 256)
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8), colour).save(buffer, format="JPEG", quality=90)
+        payload = buffer.getvalue()
+        for sub, count in (("train", per_class), ("val", val_per_class)):
+            class_folder = folder / image_dir / sub / wnids[label]
+            class_folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                (class_folder / f"{wnids[label]}_{i:05d}.JPEG").write_bytes(payload)
+    return folder
