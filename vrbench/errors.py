@@ -21,3 +21,7 @@ class MissingResourceError(VrbenchError):
 
 class ResultsError(VrbenchError):
     """A results directory or database is unreadable, locked or inconsistent."""
+
+
+class DiskSpaceError(VrbenchError):
+    """A write would not fit on its filesystem; the message gives bytes needed and free and how to move it."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from vrbench.store.rundir import atomic_write
 
 FORMAT = 1
 
@@ -66,7 +67,6 @@ class FeatureCache:
         self.misses += 1
         features = compute().detach().float().cpu()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save({"key": json.dumps(key, sort_keys=True), "features": features}, tmp)
-        os.replace(tmp, path)
+        entry = {"key": json.dumps(key, sort_keys=True), "features": features}
+        atomic_write(path, lambda handle: torch.save(entry, handle), f"a cached {kind} feature entry")
         return features
