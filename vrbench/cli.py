@@ -223,7 +223,7 @@ def _stopped_by_full_disk(summary, results: Path) -> int:
         _ingest(results, quiet=True)
         index = "the index is up to date"
     except DiskSpaceError:
-        index = "the index could not be updated either (`vrbench collect` rebuilds it)"
+        index = "the index had no room either and was removed (the next run rebuilds it)"
     err_console.print(f"[bold red]error:[/] {summary.disk_full}. The run stopped: {kept} finished job(s) are kept, "
                       f"the others keep their last checkpoints, {index}. Free some space there and re-run the same "
                       "command to finish the rest.", highlight=False, soft_wrap=True)
@@ -232,10 +232,8 @@ def _stopped_by_full_disk(summary, results: Path) -> int:
 
 def _ingest(results: Path, quiet: bool = False) -> None:
     from vrbench.store.db import ingest
-    from vrbench.store.diskfull import writing
 
-    with writing(results / DB_NAME, "the results index"):
-        stats = ingest(results, results / DB_NAME)
+    stats = ingest(results, results / DB_NAME)
     if quiet:
         return
     console.print(f"indexed in {results / DB_NAME}: {stats.summary()}", highlight=False)

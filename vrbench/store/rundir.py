@@ -57,16 +57,16 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], what: str | No
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TEMPORARY_SUFFIX}")
-    try:
-        with writing(path, what or path.name):
+    with writing(path, what or path.name):  # outermost, so the space it reports is after the clean-up
+        try:
             with open(tmp, "wb") as handle:
                 write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_text(path: Path, text: str, what: str | None = None) -> None:
