@@ -8,6 +8,7 @@ carries a marker in its environment, so the test finds them all by walking /proc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +24,9 @@ import duckdb
 import pytest
 
 from tests.conftest import REPO
+from vrbench.errors import DiskSpaceError
+from vrbench.runner.lifetime import stop_signals
+from vrbench.store.rundir import CLAIM, atomic_write_text, try_claim
 from vrbench.suite import load_suite
 
 MARKER = "VRBENCH_TEST_RUN"
@@ -142,7 +146,9 @@ def test_a_launcher_that_ends_takes_its_workers_with_it_and_the_rerun_resumes(
 
     rerun = launch(suite, results, marked, *flags)
     output = finish(rerun)
-    assert rerun.returncode == 0, output
+    assert rerun.returncode == 0, output + "".join((results / "runs" / run_id / name).read_text() for run_id in
+                                                   run_ids for name in ("worker.log", "error.json")
+                                                   if (results / "runs" / run_id / name).exists())
     assert "2 ran, 0 already done, 0 failed" in output, output  # each job finished once, by the re-run
     assert final_numbers(results, run_ids) == expected
     resumed = json.loads((first / "result.json").read_text())["resumed_at_epochs"]
@@ -168,7 +174,57 @@ def test_device_cuda_without_a_usable_gpu_is_refused_before_anything_starts(tmp_
         assert not results.exists()  # no claim, no run directory, no index
 
 
+def test_sigterm_stops_the_launcher_like_ctrl_c_and_nohup_keeps_sighup_ignored() -> None:
+    """In a real process: the handler raises a KeyboardInterrupt that names the signal; an ignored SIGHUP (as
+    `nohup` leaves it) stays ignored, so the run survives the hang-up it asked to survive."""
+    code = """
+import os, signal, time
+from vrbench.runner.lifetime import StopRequested, stop_signals
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+try:
+    with stop_signals():
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(0.2)
+        print("survived SIGHUP")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+except KeyboardInterrupt as exc:
+    print("stopped by", exc.number if isinstance(exc, StopRequested) else exc)
+print("SIGTERM restored:", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split("\n")[:3] == ["survived SIGHUP", f"stopped by {int(signal.SIGTERM)}",
+                                          "SIGTERM restored: True"], out.stdout + out.stderr
+    with stop_signals():  # not the main thread of a launcher: pytest's main thread works the same way
+        pass
+
+
 # --------------------------------------------------------------------------------------------- a full disk
+
+
+def test_a_write_that_does_not_fit_is_one_error_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Real ENOSPC from a small filesystem: the temp file is removed, the previous file is intact, and a claim
+    that could not be written is taken back (a half-written one would hold the job for 30 s)."""
+    with mounted_small_filesystem(tmp_path / "small") as small:
+        atomic_write_text(small / "result.json", "finished\n")
+        with pytest.raises(DiskSpaceError, match=f"out of disk space in {small} while writing the big one"):
+            atomic_write_text(small / "result.json", "x" * 2_000_000, "the big one")
+        assert (small / "result.json").read_text() == "finished\n"
+        assert sorted(p.name for p in small.iterdir() if p.name != "lost+found") == ["result.json"]
+        run = small / "runs" / "0123456789abcdef"
+        run.mkdir(parents=True)
+        filler = small / "filler"
+        with pytest.raises(OSError), open(filler, "wb") as handle:  # fill the disk to the last byte
+            while True:
+                handle.write(b"\0" * 4096)
+                handle.flush()
+        with pytest.raises(DiskSpaceError, match="claim"):
+            try_claim(run, executor="local")
+        assert not (run / CLAIM).exists()
+        filler.unlink()
+        assert try_claim(run, executor="local") is not None
+
+
 
 FIVE_JOBS = """
 name: full-disk
@@ -184,8 +240,14 @@ def small_filesystem(tmp_path: Path) -> Iterator[Path]:
     A finished job of FIVE_JOBS takes about 250 KiB (its checkpoint is 210 KiB), so three fit and the fourth
     runs out of space while writing its checkpoint.
     """
-    mountpoint = tmp_path / "small"
+    with mounted_small_filesystem(tmp_path / "small") as mountpoint:
+        yield mountpoint
+
+
+@contextlib.contextmanager
+def mounted_small_filesystem(mountpoint: Path) -> Iterator[Path]:
     mountpoint.mkdir()
+    tmp_path = mountpoint.parent
     attempts = [["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)]]
     image = tmp_path / "small.ext4"
     if shutil.which("mkfs.ext4"):

@@ -50,20 +50,23 @@ def stop_signals() -> Iterator[None]:
     """In the launcher's main thread: SIGTERM and SIGHUP raise ``StopRequested`` while the pool runs.
 
     After the first one, further stop signals are ignored so that the cleanup they asked for is not cut short.
+    A signal that was ignored when the launcher started (``nohup`` ignores SIGHUP) stays ignored.
     """
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be installed from the main thread; a library caller keeps its own
         return
-    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    # A signal the launcher was started ignoring stays ignored: `nohup vrbench run ...` must survive the hang-up.
+    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS
+                if signal.getsignal(number) is not signal.SIG_IGN}
 
     def stop(number: int, frame: FrameType | None) -> None:
-        for other in STOP_SIGNALS:
+        for other in previous:
             signal.signal(other, signal.SIG_IGN)
         if number == signal.SIGHUP:
             _detach_from_closed_terminal()
         raise StopRequested(number)
 
-    for number in STOP_SIGNALS:
+    for number in previous:
         signal.signal(number, stop)
     try:
         yield
