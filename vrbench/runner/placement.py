@@ -153,6 +153,6 @@ def check_cuda(slots: list[Slot], environ: Mapping[str, str] | None = None) -> N
         last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
         raise ConfigError(f"--device cuda: could not ask torch which GPUs it can use ({last}); nothing was started")
     if count < len(gpus):
-        raise ConfigError(f"--device cuda, but torch can use {count} of the GPUs {','.join(gpus)} "
-                          f"(CUDA_VISIBLE_DEVICES={','.join(gpus)}: no driver, no CUDA build of torch, or no such "
-                          "GPU); nothing was started. Use --device cpu (or auto), or --gpus to name usable GPUs")
+        raise ConfigError(f"--device cuda, but torch can use only {count} of the {len(gpus)} GPU(s) given to the "
+                          f"slots (CUDA_VISIBLE_DEVICES={','.join(gpus)}: no driver, a CPU build of torch, or no "
+                          "such GPU); nothing was started. Use --device cpu (or auto), or --gpus to name usable GPUs")
