@@ -85,6 +85,12 @@ def temporaries(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.endswith((".tmp", ".wal")) or p.name.startswith(".")]
 
 
+def logs(results: Path, run_ids: list[str]) -> str:
+    """The jobs' own account, for a failure message."""
+    files = [results / "runs" / run_id / name for run_id in run_ids for name in ("worker.log", "error.json")]
+    return "".join(f"\n--- {path}\n{path.read_text()}" for path in files if path.exists())
+
+
 def final_numbers(results: Path, run_ids: list[str]) -> dict[str, tuple]:
     numbers = {}
     for run_id in run_ids:
@@ -128,7 +134,9 @@ def test_a_launcher_that_ends_takes_its_workers_with_it_and_the_rerun_resumes(
     launcher = launch(suite, results, marked, *flags)
     deadline = time.monotonic() + 300
     while not (first / "checkpoint.pt").exists():  # the first job is mid-way: one of its 3 epochs is saved
-        assert launcher.poll() is None and time.monotonic() < deadline, "the first job never saved a checkpoint"
+        if launcher.poll() is not None or time.monotonic() > deadline:
+            launcher.kill()
+            pytest.fail("the first job never saved a checkpoint:\n" + finish(launcher) + logs(results, run_ids))
         time.sleep(0.02)
     assert len(processes_marked(marked[MARKER])) >= 2  # the launcher and at least one worker
     os.kill(launcher.pid, number)  # the launcher alone, not its process group
@@ -146,9 +154,7 @@ def test_a_launcher_that_ends_takes_its_workers_with_it_and_the_rerun_resumes(
 
     rerun = launch(suite, results, marked, *flags)
     output = finish(rerun)
-    assert rerun.returncode == 0, output + "".join((results / "runs" / run_id / name).read_text() for run_id in
-                                                   run_ids for name in ("worker.log", "error.json")
-                                                   if (results / "runs" / run_id / name).exists())
+    assert rerun.returncode == 0, output + logs(results, run_ids)
     assert "2 ran, 0 already done, 0 failed" in output, output  # each job finished once, by the re-run
     assert final_numbers(results, run_ids) == expected
     resumed = json.loads((first / "result.json").read_text())["resumed_at_epochs"]
