@@ -7,6 +7,7 @@ processes that `run` starts do.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vrbench.errors import ConfigError, MissingResourceError, VrbenchError
+from vrbench.runner.lifetime import exit_code_for
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark harness and leaderboard runner for visual reprogramming and CLIP prompt learning.")
@@ -188,6 +190,8 @@ def run(
         else:
             summary = runner.run()
             describe_submission(runner, lambda text: console.print(text, highlight=False))
+        if summary.disk_full:
+            raise typer.Exit(_stopped_by_full_disk(summary, results))
         _ingest(results)
     except VrbenchError as exc:
         raise _fail(exc) from None
@@ -203,16 +207,35 @@ def run(
             console.print("stopped following: the Slurm jobs go on; see `vrbench status` and `vrbench collect`")
         else:
             console.print("interrupted: re-run the same command to resume from the last checkpoints")
-        raise typer.Exit(130)
+        raise typer.Exit(exit_code_for(summary.signal or signal.SIGINT))  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
     if summary.failed:
         console.print(f"[red]{len(summary.failed)} job(s) failed[/]; see `vrbench status {suite}`")
         raise typer.Exit(1)
 
 
-def _ingest(results: Path) -> None:
+def _stopped_by_full_disk(summary, results: Path) -> int:
+    """One message for a run that a full disk stopped; exit code 1. Finished results are kept, the other jobs
+    keep their last checkpoints, and the index is updated if there is room for it."""
+    from vrbench.errors import DiskSpaceError
+
+    kept = len(summary.done) + len(summary.skipped)
+    try:
+        _ingest(results, quiet=True)
+        index = "the index is up to date"
+    except DiskSpaceError:
+        index = "the index had no room either and was removed (the next run rebuilds it)"
+    err_console.print(f"[bold red]error:[/] {summary.disk_full}. The run stopped: {kept} finished job(s) are kept, "
+                      f"the others keep their last checkpoints, {index}. Free some space there and re-run the same "
+                      "command to finish the rest.", highlight=False, soft_wrap=True)
+    return 1
+
+
+def _ingest(results: Path, quiet: bool = False) -> None:
     from vrbench.store.db import ingest
 
     stats = ingest(results, results / DB_NAME)
+    if quiet:
+        return
     console.print(f"indexed in {results / DB_NAME}: {stats.summary()}", highlight=False)
     for problem in stats.problems:  # damaged files are reported, never deleted
         err_console.print(f"[yellow]warning:[/] {problem}", highlight=False)

@@ -1,7 +1,9 @@
 """Worker entry point: `python -m vrbench.worker RUN_DIR` runs one job from its config.json.
 
 Every job runs in its own process through this module, so an OOM or a crash ends one job, not the
-suite, and any job can be re-run by hand. On failure it writes error.json (with the traceback) and exits 1.
+suite, and any job can be re-run by hand. On failure it writes error.json (with the traceback) and exits 1; out of
+disk space it exits 28 (DISK_FULL_EXIT), which makes its launcher stop the run; on SIGTERM, or when the launcher
+that started it is gone (runner/lifetime.py), it stops with exit 130 and keeps its last checkpoint.
 
 Launchers place a worker through its environment, so a hand-run worker needs none of it: CUDA_VISIBLE_DEVICES
 (its GPU), OMP_NUM_THREADS (its threads) and VRBENCH_CPUS (its cores, applied here before torch starts its
@@ -16,10 +18,13 @@ import socket
 import sys
 import traceback
 from pathlib import Path
+from typing import TextIO
 
-from vrbench.errors import VrbenchError
+from vrbench.errors import DiskSpaceError, VrbenchError
+from vrbench.runner.lifetime import stop_on_sigterm, stop_with_parent
 from vrbench.runner.placement import CPUS_ENV, apply_cpu_affinity
-from vrbench.store.rundir import ERROR, RESULT, atomic_write_json, now_iso
+from vrbench.store.diskfull import DISK_FULL_EXIT, describe, is_disk_full
+from vrbench.store.rundir import ERROR, RESULT, atomic_write_json, now_iso, remove_temporaries
 
 
 def record_failure(directory: Path, exc: BaseException, exit_code: int = 1) -> None:
@@ -56,30 +61,63 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path, help="a run directory holding config.json")
     args = parser.parse_args(argv)
     directory: Path = args.run_dir.resolve()
+    stop_on_sigterm()  # a stopped worker cleans up its writes and keeps its last checkpoint
+    stop_with_parent()  # ... and is stopped when its launcher (or fork server) is gone
+    try:
+        return _run(directory)
+    except KeyboardInterrupt:  # interrupted, not failed: the checkpoint stays and a re-run resumes
+        return 130
+    except BaseException as exc:  # noqa: BLE001 - the worker must record every failure
+        if is_disk_full(exc):
+            return _disk_full(directory, exc)
+        _try_record(directory, exc)
+        if isinstance(exc, VrbenchError):
+            _say(f"error: {exc}")
+        else:
+            _say("".join(traceback.format_exception(exc)).rstrip())
+        return 1
+
+
+def _run(directory: Path) -> int:
     if (directory / RESULT).exists():
-        print(f"{directory.name}: already done ({RESULT} exists)")
+        _say(f"{directory.name}: already done ({RESULT} exists)", sys.stdout)
         return 0
+    remove_temporaries(directory)  # of an earlier attempt that was killed mid-write
     previous = directory / ERROR
     if previous.exists():  # keep the last failure for reference; the fresh attempt decides the state
         os.replace(previous, directory / "error.previous.json")
     cpus = apply_cpu_affinity()
     print(describe_placement(cpus), flush=True)
-    try:
-        from vrbench.engine.loop import run_job
+    from vrbench.engine.loop import run_job
 
-        result = run_job(directory)
-    except KeyboardInterrupt:  # interrupted, not failed: the checkpoint stays and a re-run resumes
-        return 130
-    except VrbenchError as exc:
-        record_failure(directory, exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except BaseException as exc:  # noqa: BLE001 - the worker must record every failure
-        record_failure(directory, exc)
-        traceback.print_exc()
-        return 1
-    print(f"{directory.name}: done, final {result['final_acc']:.2f}%, best_test {result['best_test_acc']:.2f}%")
+    result = run_job(directory)
+    _say(f"{directory.name}: done, final {result['final_acc']:.2f}%, best_test {result['best_test_acc']:.2f}%",
+         sys.stdout)
     return 0
+
+
+def _disk_full(directory: Path, exc: BaseException) -> int:
+    """Out of space: say where, if there is still room to say it, and exit with DISK_FULL_EXIT so the launcher
+    stops the run; the last checkpoint stays and a re-run after freeing space resumes."""
+    error = exc if isinstance(exc, DiskSpaceError) else DiskSpaceError(describe(exc))
+    _try_record(directory, error, DISK_FULL_EXIT)
+    _say(f"error: {error}")
+    return DISK_FULL_EXIT
+
+
+def _try_record(directory: Path, exc: BaseException, exit_code: int = 1) -> None:
+    try:
+        record_failure(directory, exc, exit_code)
+    except (OSError, VrbenchError):  # e.g. no room left for error.json either; the exit code still tells
+        pass
+
+
+def _say(text: str, stream: TextIO | None = None) -> None:
+    """Print to worker.log (stderr unless told), which may itself be on the full disk."""
+    try:
+        print(text, file=stream or sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def exit_now(code: int) -> None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 import torch
+
+from vrbench.store.rundir import atomic_write
 
 FORMAT = 2  # 2: entries keyed fp16-amp are computed under fp16 autocast (format 1 held fp32 zero-shot text there)
 
@@ -74,7 +75,6 @@ class FeatureCache:
             features = compute()
         features = features.detach().float().cpu()
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save({"key": json.dumps(key, sort_keys=True), "features": features}, tmp)
-        os.replace(tmp, path)
+        entry = {"key": json.dumps(key, sort_keys=True), "features": features}
+        atomic_write(path, lambda handle: torch.save(entry, handle), f"a cached {kind} feature entry")
         return features

@@ -26,7 +26,7 @@ from vrbench.engine.loop import Job
 from vrbench.errors import ConfigError, ResultsError
 from vrbench.methods.base import ParamGroup
 from vrbench.methods.clip_catalog import CLIP_METHODS
-from vrbench.store.rundir import CONFIG, RESULT, atomic_write_json, read_json
+from vrbench.store.rundir import CONFIG, RESULT, atomic_write, atomic_write_json, read_json
 
 PROMPTS = "prompts.pt"  # a training run's learned tensors, read by its evaluation jobs
 
@@ -177,9 +177,8 @@ class ClipPromptJob(Job):
 
     def export(self) -> None:
         if self.config["stage"] == "train" and self.method_info.kind == "prompt":
-            tmp = self.directory / f".{PROMPTS}.tmp"
-            torch.save({"run_id": self.run_id, "prompts": self._trainable_state()}, tmp)
-            tmp.replace(self.directory / PROMPTS)
+            state = {"run_id": self.run_id, "prompts": self._trainable_state()}
+            atomic_write(self.directory / PROMPTS, lambda handle: torch.save(state, handle), "the learned prompts")
 
 
 class LinearProbeJob(ClipPromptJob):

@@ -39,6 +39,7 @@ from vrbench.store.rundir import (
     MAPPING,
     METRICS,
     RESULT,
+    atomic_write,
     atomic_write_json,
     atomic_write_text,
     now_iso,
@@ -304,9 +305,9 @@ class Job:
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
-        tmp = self.directory / f".{CHECKPOINT}.tmp"
-        torch.save(state, tmp)
-        tmp.replace(self.directory / CHECKPOINT)
+        # torch.save into a Python file (not a path), so a full disk surfaces as ENOSPC, not a bare RuntimeError
+        atomic_write(self.directory / CHECKPOINT, lambda handle: torch.save(state, handle),
+                     f"the checkpoint after epoch {epoch}")
 
     def load_checkpoint(self) -> int:
         """Restore the last finished epoch; returns the epoch to start from (0 without a checkpoint)."""

@@ -23,10 +23,12 @@ class RunSummary:
     elsewhere: list[str] = field(default_factory=list)  # claimed by another live process or Slurm job
     submitted: list[str] = field(default_factory=list)  # handed to Slurm and not followed to the end (no --wait)
     interrupted: bool = False
+    signal: int | None = None  # the signal that stopped the launcher (SIGINT for Ctrl-C), when interrupted
+    disk_full: str | None = None  # the out-of-space message that stopped the run
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.interrupted
+        return not self.failed and not self.interrupted and not self.disk_full
 
 
 def worker_command(directory: Path) -> list[str]:

@@ -10,10 +10,16 @@ process does.
 
 Protocol: JSON lines. The launcher sends {"id", "run_dir", "env", "log"}; the server answers {"id", "pid"} at
 once and {"exit": pid, "code": c} when the child ends (c < 0: killed by signal -c, as subprocess reports it).
+
+No worker outlives its launcher: the end of the command pipe while children still run means the launcher is
+gone (killed, crashed) or gave up, and so does a change of the server's parent pid; either way the server stops
+its children (SIGTERM, then SIGKILL after STOP_GRACE_SECONDS) and exits. Each child also watches the server
+(lifetime.stop_with_parent), in case the server itself is killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -24,9 +30,11 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from vrbench.runner.lifetime import PARENT_ENV
 from vrbench.store.rundir import pid_alive
 
 START_TIMEOUT = 120.0  # seconds for the server to import torch and answer
+STOP_GRACE_SECONDS = 10.0  # a stopped worker's time to finish its current write before SIGKILL
 
 
 class _Lines:
@@ -70,6 +78,7 @@ def _child(request: dict[str, Any]) -> None:
         sys.stdin = open(0, closefd=False)  # fd 0 now reads /dev/null
         sys.stdout.reconfigure(line_buffering=True)
         os.environ.update(request["env"])
+        os.environ[PARENT_ENV] = str(os.getppid())  # the worker stops if this server dies
         threads = request["env"].get("OMP_NUM_THREADS")
         if threads:  # torch read the server's OMP_NUM_THREADS at import; a fresh worker would read this one
             import torch
@@ -107,35 +116,66 @@ def serve() -> None:
         sys.exit("vrbench fork server: CUDA was initialized during imports; not serving")
     out = sys.stdout
 
-    def send(message: dict[str, Any]) -> None:
-        out.write(json.dumps(message) + "\n")
-        out.flush()
+    def send(message: dict[str, Any]) -> bool:
+        """False when the launcher can no longer hear it (its end of the pipe is closed)."""
+        try:
+            out.write(json.dumps(message) + "\n")
+            out.flush()
+        except BrokenPipeError:
+            return False
+        return True
 
     send({"ready": True, "pid": os.getpid()})
+    launcher = os.getppid()
     children: set[int] = set()
     lines = _Lines(0)
-    open_input = True
-    while open_input or children:
-        if open_input:
-            requests = lines.read(timeout=0.05)
-            if requests is None:
-                open_input = False
-            for line in requests or []:
-                request = json.loads(line)
-                pid = os.fork()
-                if pid == 0:
-                    _child(request)
-                children.add(pid)
-                send({"id": request["id"], "pid": pid})
-        else:
-            time.sleep(0.05)
-        while children:  # reap whatever has ended, without blocking
-            pid, status = os.waitpid(-1, os.WNOHANG)
+    heard = True
+    while True:
+        requests = lines.read(timeout=0.05)
+        if requests is None or os.getppid() != launcher:  # the launcher closed the pipe or is gone
+            break
+        for line in requests:
+            request = json.loads(line)
+            pid = os.fork()
             if pid == 0:
-                break
-            children.discard(pid)
-            if open_input:
-                send({"exit": pid, "code": _status_code(status)})
+                _child(request)
+            children.add(pid)
+            heard = send({"id": request["id"], "pid": pid}) and heard
+        for pid, status in _reap(children):
+            heard = send({"exit": pid, "code": _status_code(status)}) and heard
+        if not heard:
+            break
+    _stop_children(children)
+
+
+def _reap(children: set[int]) -> list[tuple[int, int]]:
+    """The children that have ended, with their wait status, without blocking."""
+    ended = []
+    while children:
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            break
+        children.discard(pid)
+        ended.append((pid, status))
+    return ended
+
+
+def _stop_children(children: set[int]) -> None:
+    """No launcher is listening any more: stop every worker still running (each leads its own process group),
+    give it STOP_GRACE_SECONDS to end its current write, then kill what is left."""
+    for number in (signal.SIGTERM, signal.SIGKILL):
+        for pid in children:
+            try:
+                os.killpg(pid, number)
+            except ProcessLookupError:  # not yet its own group leader (just forked): the process itself
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, number)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while children and time.monotonic() < deadline:
+            _reap(children)
+            time.sleep(0.05)
+        if not children:
+            return
 
 
 # ---------------------------------------------------------------------------------------- launcher side
@@ -205,13 +245,13 @@ class ForkServer:
         return ForkedWorker(self, self._pids.pop(request_id))
 
     def close(self) -> None:
-        """EOF ends the server once its last children are reaped; it never kills them."""
+        """EOF ends the server; workers still running then are stopped (the launcher has given up on them)."""
         try:
             self._in.close()
         except OSError:
             pass
         try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=STOP_GRACE_SECONDS + 5)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from vrbench.errors import ResultsError
+from vrbench.errors import DiskSpaceError, ResultsError
 from vrbench.jobs import JobSpec
 from vrbench.runner.common import (
     Listener,
@@ -27,9 +27,11 @@ from vrbench.runner.common import (
     record_failure,
     worker_command,
 )
-from vrbench.runner.forkserver import ForkedWorker, ForkServer
-from vrbench.runner.placement import Slot, plan_slots, usable_cores, visible_gpus
+from vrbench.runner.forkserver import STOP_GRACE_SECONDS, ForkedWorker, ForkServer
+from vrbench.runner.lifetime import PARENT_ENV, StopRequested, stop_signals
+from vrbench.runner.placement import Slot, check_cuda, plan_slots, usable_cores, visible_gpus
 from vrbench.runner.resources import Resources
+from vrbench.store.diskfull import DISK_FULL_EXIT, out_of_space, writing
 from vrbench.store.rundir import (
     ERROR,
     LOG,
@@ -39,6 +41,7 @@ from vrbench.store.rundir import (
     atomic_write_json,
     job_state,
     now_iso,
+    read_json,
     read_progress,
     run_dir,
     try_claim,
@@ -100,6 +103,8 @@ class LocalRunner:
         self.listener = listener or (lambda event, job, info: None)
         self.resources = resources or {}
         self.slots = slot_plan(options)
+        if options.device == "cuda":  # a run that cannot work never starts
+            check_cuda(self.slots)
         self.running: list[Running] = []
         self.summary = RunSummary()
         self.server: ForkServer | None = None
@@ -108,6 +113,24 @@ class LocalRunner:
         return pending_jobs(self.jobs, self.options.results, self.listener, self.summary)
 
     def run(self) -> RunSummary:
+        """Run the pending jobs. Ctrl-C, SIGTERM and SIGHUP stop every worker (each keeps its last checkpoint)
+        and release the claims; so does a full disk, after which ``summary.disk_full`` says where."""
+        with stop_signals():
+            try:
+                self._run()
+            except KeyboardInterrupt as exc:
+                self.summary.interrupted = True
+                self.summary.signal = exc.number if isinstance(exc, StopRequested) else signal.SIGINT
+                self._stop_all()
+            except DiskSpaceError as exc:
+                self.summary.disk_full = str(exc)
+                self._stop_all()
+            finally:
+                if self.server is not None:
+                    self.server.close()
+        return self.summary
+
+    def _run(self) -> None:
         queue = self.pending_jobs()
         preload = self.options.preload
         if preload is None:
@@ -117,23 +140,15 @@ class LocalRunner:
                 self.server = ForkServer()
             except OSError:
                 self.server = None  # fresh interpreters then: slower to start, same results
-        try:
-            while queue or self.running:
-                while queue and len(self.running) < len(self.slots):
-                    job = self._next_ready(queue)
-                    if job is None:  # every queued job waits for a running one
-                        break
-                    self._start(job, self._free_slot())
-                self._poll()
-                if self.running:
-                    time.sleep(self.options.poll_seconds)
-        except KeyboardInterrupt:
-            self.summary.interrupted = True
-            self._stop_all()
-        finally:
-            if self.server is not None:
-                self.server.close()
-        return self.summary
+        while queue or self.running:
+            while queue and len(self.running) < len(self.slots):
+                job = self._next_ready(queue)
+                if job is None:  # every queued job waits for a running one
+                    break
+                self._start(job, self._free_slot())
+            self._poll()
+            if self.running:
+                time.sleep(self.options.poll_seconds)
 
     def _next_ready(self, queue: list[JobSpec]) -> JobSpec | None:
         """The first queued job whose dependency (an evaluation job's training run) has finished; jobs whose
@@ -163,6 +178,7 @@ class LocalRunner:
                 return self.server.spawn(directory.resolve(), env, (directory / LOG).resolve())
             except OSError:
                 self.server = None
+        env[PARENT_ENV] = str(os.getpid())  # the worker stops by itself if this launcher dies
         return subprocess.Popen(worker_command(directory), stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env={**os.environ, **env}, start_new_session=True)
 
@@ -178,15 +194,31 @@ class LocalRunner:
 
     def _start(self, job: JobSpec, slot: Slot) -> None:
         directory = run_dir(self.options.results, job.run_id)
-        claim = try_claim(directory, executor="local", placement=slot.describe())
+        with writing(directory, "the job's run directory"):
+            claim = try_claim(directory, executor="local", placement=slot.describe())
         if claim is None:
             self.summary.elsewhere.append(job.run_id)
             self.listener("elsewhere", job, {})
             return
+        try:
+            log = self._prepare(job, slot, directory, claim)
+        except BaseException:  # e.g. out of space: the job stays as it was, unclaimed
+            claim.release()
+            raise
+        if log is None:
+            return
+        process = self._spawn(directory, slot, log)
+        self.running.append(Running(job, directory, claim, process, log, time.monotonic(), slot,
+                                    self._timeout_for(job)))
+        claim.set_worker(process.pid)
+        self.listener("start", job, {"slot": slot.index})
+
+    def _prepare(self, job: JobSpec, slot: Slot, directory: Path, claim: Claim) -> IO[Any] | None:
+        """Write what the worker reads; its log, open for appending, or None when the job is not to be run."""
         if (directory / RESULT).exists():  # finished by another process between our scan and our claim
             claim.release()
             self.summary.skipped.append(job.run_id)
-            return
+            return None
         runtime = {**self.options.runtime(slot.threads), "placement": slot.describe()}
         try:
             write_config(directory, job.run_id, job.method, job.config, runtime)
@@ -197,17 +229,18 @@ class LocalRunner:
                                                   "failed_at": now_iso()})
             self.summary.failed.append(job.run_id)
             self.listener("failed", job, {"detail": str(exc)})
-            return
+            return None
         if (directory / ERROR).exists():  # the last failure is kept for reference; this attempt decides anew
             os.replace(directory / ERROR, directory / "error.previous.json")
         log = open(directory / LOG, "a", encoding="utf-8")
-        log.write(f"\n=== {now_iso()} worker started by pid {os.getpid()} on {slot.label()}\n")
-        log.flush()
-        process = self._spawn(directory, slot, log)
-        claim.set_worker(process.pid)
-        self.running.append(Running(job, directory, claim, process, log, time.monotonic(), slot,
-                                    self._timeout_for(job)))
-        self.listener("start", job, {"slot": slot.index})
+        try:
+            with writing(directory / LOG, "the worker log"):
+                log.write(f"\n=== {now_iso()} worker started by pid {os.getpid()} on {slot.label()}\n")
+                log.flush()
+        except BaseException:
+            _close_quietly(log)
+            raise
+        return log
 
     def _poll(self) -> None:
         for item in list(self.running):
@@ -225,17 +258,36 @@ class LocalRunner:
             self._finish(item, code)
 
     def _finish(self, item: Running, code: int) -> None:
-        item.log.close()
+        _close_quietly(item.log)
         self.running.remove(item)
-        if (item.directory / RESULT).exists():
-            self.summary.done.append(item.job.run_id)
-            self.listener("done", item.job, {})
-        else:
+        try:
+            if (item.directory / RESULT).exists():
+                self.summary.done.append(item.job.run_id)
+                self.listener("done", item.job, {})
+                return
+            if code == DISK_FULL_EXIT:  # every other job would fail alike: stop the run (see run())
+                error = self._disk_full_error(item)
+                self.summary.failed.append(item.job.run_id)
+                self.listener("failed", item.job, {"detail": str(error)})
+                raise error
             if not (item.directory / ERROR).exists():
                 record_failure(item.directory, item.job.run_id, death_reason(code), code)
             self.summary.failed.append(item.job.run_id)
             self.listener("failed", item.job, {"detail": job_state(item.directory).detail})
-        item.claim.release()
+        finally:
+            item.claim.release()
+
+    @staticmethod
+    def _disk_full_error(item: Running) -> DiskSpaceError:
+        """What the worker said about the full disk (error.json), or, when it had no room to say it, where."""
+        try:
+            error = read_json(item.directory / ERROR)
+            if error.get("error_type") == DiskSpaceError.__name__:
+                return DiskSpaceError(error["message"])
+        except (OSError, ValueError, ResultsError):
+            pass
+        return out_of_space(item.directory / ERROR, f"job {item.job.run_id}'s results (it ran out of space and "
+                            "had no room left to record where)")
 
     @staticmethod
     def _kill(process: subprocess.Popen | ForkedWorker) -> None:
@@ -245,7 +297,8 @@ class LocalRunner:
             pass
 
     def _stop_all(self) -> None:
-        """Ctrl-C: stop the workers; their checkpoints stay, so a re-run resumes them."""
+        """Ctrl-C, SIGTERM, SIGHUP or a full disk: stop the workers (SIGTERM: each ends its current write and
+        exits); their checkpoints stay, so a re-run resumes them."""
         for item in self.running:
             try:
                 os.killpg(item.process.pid, signal.SIGTERM)
@@ -253,13 +306,20 @@ class LocalRunner:
                 pass
         for item in self.running:
             try:
-                item.process.wait(timeout=10)
+                item.process.wait(timeout=STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
                 self._kill(item.process)
                 item.process.wait()
-            item.log.close()
+            _close_quietly(item.log)
             item.claim.release()
         self.running.clear()
+
+
+def _close_quietly(log: IO[Any]) -> None:
+    try:
+        log.close()
+    except OSError:  # nothing buffered is worth a crash (a full disk)
+        pass
 
 
 def describe_states(jobs: list[JobSpec], results: Path) -> list[tuple[JobSpec, JobState]]:

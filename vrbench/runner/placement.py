@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,3 +122,37 @@ def apply_cpu_affinity(environ: Mapping[str, str] | None = None) -> list[int] | 
         print(f"warning: could not pin to cores {value} ({exc}); running unpinned", flush=True)
         return None
     return sorted(cpus)
+
+
+_CUDA_PROBE = "import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)"
+
+
+def check_cuda(slots: list[Slot], environ: Mapping[str, str] | None = None) -> None:
+    """`--device cuda`: refuse before any job starts unless every slot's GPU is one torch can use.
+
+    Without this each worker would fail alike with the same message (a paper suite: thousands). The launcher
+    does not import torch, so a short-lived interpreter asks torch, with the slots' CUDA_VISIBLE_DEVICES; that
+    costs one torch import, and only for runs that asked for CUDA.
+    """
+    environ = os.environ if environ is None else environ
+    gpus = sorted({slot.gpu for slot in slots if slot.gpu is not None})
+    if not gpus:
+        where = (f"CUDA_VISIBLE_DEVICES={environ['CUDA_VISIBLE_DEVICES']!r}" if "CUDA_VISIBLE_DEVICES" in environ
+                 else "CUDA_VISIBLE_DEVICES is unset and the NVIDIA driver lists no GPU")
+        raise ConfigError(f"--device cuda, but no GPU is visible ({where}); nothing was started. Use --device cpu "
+                          "(or auto) on this machine, or --gpus to name the GPUs")
+    try:
+        probe = subprocess.run([sys.executable, "-c", _CUDA_PROBE], capture_output=True, text=True, timeout=300,
+                               env={**environ, "CUDA_VISIBLE_DEVICES": ",".join(gpus)})
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ConfigError(f"--device cuda: could not ask torch which GPUs it can use ({exc}); nothing was "
+                          "started") from None
+    found = probe.stdout.strip().splitlines()[-1:] if probe.returncode == 0 else []
+    count = int(found[0]) if found and found[0].isdigit() else None
+    if count is None:
+        last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConfigError(f"--device cuda: could not ask torch which GPUs it can use ({last}); nothing was started")
+    if count < len(gpus):
+        raise ConfigError(f"--device cuda, but torch can use only {count} of the {len(gpus)} GPU(s) given to the "
+                          f"slots (CUDA_VISIBLE_DEVICES={','.join(gpus)}: no driver, a CPU build of torch, or no "
+                          "such GPU); nothing was started. Use --device cpu (or auto), or --gpus to name usable GPUs")

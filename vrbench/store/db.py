@@ -19,6 +19,7 @@ import duckdb
 
 from vrbench.errors import ResultsError
 from vrbench.store import schema
+from vrbench.store.diskfull import is_disk_full, out_of_space
 from vrbench.store.scan import Problem, RunRecord, scan_runs
 
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?)(?:\. See also|$)")
@@ -147,6 +148,19 @@ def ingest(results_root: Path, db_path: Path) -> IngestStats:
     if not results_root.is_dir():
         raise ResultsError(f"Results directory {results_root} does not exist. Run a suite first, or pass the "
                            "directory that holds `runs/` with --results.")
+    try:
+        return _mirror(results_root, Path(db_path))
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        # A half-written index would stop every later command; it only mirrors the run directories, so drop it.
+        for path in (Path(db_path), Path(f"{db_path}.wal")):
+            path.unlink(missing_ok=True)
+        raise out_of_space(Path(db_path), "the results index (removed; the next run or `vrbench collect` rebuilds "
+                           "it from the run directories)") from exc
+
+
+def _mirror(results_root: Path, db_path: Path) -> IngestStats:
     runs_dir = results_root / "runs"
     con = connect(db_path)
     try:

@@ -16,18 +16,21 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from vrbench.errors import ResultsError
+from vrbench.store.diskfull import writing
 
 CONFIG, ENV, METRICS, CHECKPOINT = "config.json", "env.json", "metrics.jsonl", "checkpoint.pt"
 RESULT, ERROR, CLAIM, PROGRESS, MAPPING, LOG = (
     "result.json", "error.json", "claim.json", "progress.json", "mapping.json", "worker.log")
 # A claim held from another host is considered abandoned when its heartbeat is older than this.
 STALE_AFTER_SECONDS = 15 * 60
+TEMPORARY_SUFFIX = ".tmp"  # ".<name>.<pid>.<random>.tmp" while an atomic write is in progress
 _RUN_ID = re.compile(r"^[0-9a-f]{8,64}$")
 
 
@@ -46,14 +49,38 @@ def run_dir(results: Path, run_id: str) -> Path:
     return runs_root(results) / run_id
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], what: str | None = None) -> None:
+    """Write via a temp file in the same directory and rename, so readers never see half a file.
+
+    Whatever ends the write early (a full disk, an exception, a stop signal) removes the temp file; a full disk
+    becomes one ``DiskSpaceError`` naming ``what`` (default: the file's name) and the directory.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TEMPORARY_SUFFIX}")
+    with writing(path, what or path.name):  # outermost, so the space it reports is after the clean-up
+        try:
+            with open(tmp, "wb") as handle:
+                write(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def atomic_write_text(path: Path, text: str, what: str | None = None) -> None:
+    data = text.encode("utf-8")
+    atomic_write(path, lambda handle: handle.write(data), what)
+
+
+def remove_temporaries(directory: Path) -> list[Path]:
+    """Delete the temp files of writes that a killed process could not finish (only the run's owner may)."""
+    removed = []
+    for path in Path(directory).glob(f".*{TEMPORARY_SUFFIX}"):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -166,8 +193,12 @@ def _create_claim(directory: Path, data: dict[str, Any]) -> bool:
         fd = os.open(directory / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
+    try:
+        with writing(directory / CLAIM, "the job's claim"), os.fdopen(fd, "w") as handle:
+            json.dump(data, handle)
+    except BaseException:  # a half-written claim would hold the job for 30 s: take it back
+        (directory / CLAIM).unlink(missing_ok=True)
+        raise
     return True
 
 
