@@ -63,7 +63,7 @@ def strip_classifier(model):  # (nn.Module) -> (nn.Module, int)
     raise TypeError(f"{type(model).__name__} has no final linear layer named fc, _fc, classifier or head")
 
 
-BACKBONES: Registry[BackboneInfo] = Registry("backbone")
+BACKBONES: Registry[BackboneInfo] = Registry("backbone", group="vrbench.backbones", entry_type=BackboneInfo)
 
 _LITE = "vrbench.backbones.efficientnet_lite:load_efficientnet_lite"
 _TV = "vrbench.backbones.torchvision_models:load_torchvision"

@@ -59,6 +59,6 @@ class DatasetInfo:
         return None if self.folder is None else Path(data_root) / self.folder
 
 
-DATASETS: Registry[DatasetInfo] = Registry("dataset")
+DATASETS: Registry[DatasetInfo] = Registry("dataset", group="vrbench.datasets", entry_type=DatasetInfo)
 
 from vrbench.datasets import catalog as _catalog  # noqa: E402,F401  (registers every entry)

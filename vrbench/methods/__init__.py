@@ -39,8 +39,8 @@ class MappingInfo:
     baseline: bool = False  # only meaningful with the input that `requires` it
 
 
-INPUTS: Registry[InputInfo] = Registry("input")
-MAPPINGS: Registry[MappingInfo] = Registry("mapping")
+INPUTS: Registry[InputInfo] = Registry("input", group="vrbench.inputs", entry_type=InputInfo)
+MAPPINGS: Registry[MappingInfo] = Registry("mapping", group="vrbench.mappings", entry_type=MappingInfo)
 
 _RESIZED = {"resolution": None}  # None: the backbone's input size
 INPUTS.register("padding", InputInfo(
