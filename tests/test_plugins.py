@@ -262,7 +262,7 @@ NO_TORCH = textwrap.dedent("""\
     import contextlib, io, json, sys
     from vrbench.cli import main
     report = []
-    for args in (["--help"], ["ls", "methods"]):
+    for args in json.loads(sys.argv[1]):
         sys.argv = ["vrbench", *args]
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
@@ -276,14 +276,18 @@ NO_TORCH = textwrap.dedent("""\
 """)
 
 
-def test_help_and_ls_import_no_torch_with_the_example_plugin_installed(example_site: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", NO_TORCH], capture_output=True, text=True, cwd=REPO,
-                         env=env_with(example_site), timeout=120)
+def test_help_ls_and_status_import_no_torch_with_the_example_plugin_installed(example_site: Path,
+                                                                              tmp_path: Path) -> None:
+    commands = [["--help"], ["ls", "methods"], ["status", str(EXAMPLE_SUITE), "--results", str(tmp_path)]]
+    out = subprocess.run([sys.executable, "-c", NO_TORCH, json.dumps(commands)], capture_output=True, text=True,
+                         cwd=REPO, env=env_with(example_site), timeout=120)
     assert out.returncode == 0, out.stderr
-    help_run, ls_run = json.loads(out.stdout)
+    help_run, ls_run, status_run = json.loads(out.stdout)
     assert "Usage" in help_run["out"] and help_run["torch"] == []
     assert "hlm" in ls_run["out"] and "bounded_full" in ls_run["out"]
     assert ls_run["torch"] == [], "listing the example plugin's methods imported torch"
+    assert "bounded_full+hlm" in status_run["out"] and "pending" in status_run["out"]
+    assert status_run["torch"] == [], "status of the example suite imported torch"
 
 
 def test_ls_methods_lists_the_example_plugin_with_its_package(example_site: Path) -> None:
@@ -327,3 +331,21 @@ def test_example_plugin_suite_end_to_end(example_site: Path, tmp_path: Path) -> 
         else:
             assert before[label][0] != after[label][0], label
             assert "vrbench-example-plugin==0.1.1" in after[label][1].values()
+
+
+@pytest.mark.slow
+def test_local_plugin_module_runs_in_the_workers(tmp_path: Path) -> None:
+    """A suite's `plugins:` module (next to the suite file, not installed) is imported by the worker processes too."""
+    (tmp_path / "my_lab_vr.py").write_text("from vrbench.api import register\n"
+                                           + MAPPING_META.format(name="localmap", description="local") +
+                                           "register(ENTRY)\n")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(VR_SUITE.format(extra="plugins: [my_lab_vr]", mapping="localmap").replace("[ilm, localmap]",
+                                                                                             "[localmap]"))
+    results = tmp_path / "results"
+    out = vrbench("run", str(suite), "--results", str(results), "--device", "cpu", cwd=REPO, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (run_dir,) = (results / "runs").iterdir()
+    assert json.loads((run_dir / "result.json").read_text())["status"] == "done"
+    record = json.loads((run_dir / "env.json").read_text())["plugins"]["job"]["mapping"]
+    assert record.startswith("local:my_lab_vr==sha256:")
