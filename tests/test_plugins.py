@@ -349,3 +349,22 @@ def test_local_plugin_module_runs_in_the_workers(tmp_path: Path) -> None:
     assert json.loads((run_dir / "result.json").read_text())["status"] == "done"
     record = json.loads((run_dir / "env.json").read_text())["plugins"]["job"]["mapping"]
     assert record.startswith("local:my_lab_vr==sha256:")
+
+
+def test_a_plugin_dataset_is_left_to_its_own_loader_by_the_preflight(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from vrbench.datasets import DATASETS
+    from vrbench.datasets.verify import verify_for_suite
+    from vrbench.plugins import isolated_state
+
+    meta = ("from dataclasses import replace\nfrom vrbench.datasets import DATASETS\n"
+            "SHAPES = replace(DATASETS.get('cifar10'), name='labshapes', folder='labshapes')\n")
+    make_dist(tmp_path, "lab-shapes", "1.0", {"vrbench.datasets": {"labshapes": "lab_shapes:SHAPES"}},
+              {"lab_shapes/__init__.py": meta})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with isolated_state():
+        assert DATASETS.source("labshapes").record() == "lab-shapes==1.0"
+        assert verify_for_suite(["labshapes"], tmp_path / "data") == []  # cifar10's checks would fail here
+        assert verify_for_suite(["cifar10"], tmp_path / "data") != []
+    monkeypatch.undo()  # the package leaves sys.path: the restored catalogue no longer has its entry
+    assert "labshapes" not in DATASETS
