@@ -70,10 +70,8 @@ def registry_of(group: str) -> Registry:
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
-    found = []
-    for group in GROUPS:
-        found += list(metadata.entry_points(group=group))
-    return found
+    everything = metadata.entry_points()  # one scan of the installed distributions for all groups
+    return [entry for group in GROUPS for entry in everything.select(group=group)]
 
 
 def discover() -> None:
