@@ -380,17 +380,26 @@ def ls(what: Annotated[Listing, typer.Argument(help="what to list")],
        suite: Annotated[list[Path] | None, typer.Option(help="with --coverage: the suite(s) to check (default: "
                                                          "every ./suites/*.yaml that names a reference paper)")
                         ] = None) -> None:
-    """List the registered methods, backbones, datasets, the published reference tables, or ./suites."""
+    """List the registered methods, backbones, datasets (with the plugin package of each that is not built in),
+    the published reference tables, or ./suites."""
     if coverage or suite:
         if what is not Listing.references or not coverage:
             raise _fail(ConfigError("--coverage and --suite go with `vrbench ls references --coverage`"))
         _print_coverage(suite or [])
         return
+    try:
+        table = _listing(what)
+    except VrbenchError as exc:
+        raise _fail(exc) from None
+    console.print(table)
+
+
+def _listing(what: Listing) -> Table:
     table = Table(title=what.value, title_justify="left")
     if what is Listing.methods:
         from vrbench.methods import INPUTS, MAPPINGS
 
-        for column in ("axis", "name", "version", "hyperparameters", "description"):
+        for column in ("axis", "name", "version", "source", "hyperparameters", "description"):
             table.add_column(column)
         from vrbench.methods.clip_catalog import CLIP_METHODS
 
@@ -400,24 +409,25 @@ def ls(what: Annotated[Listing, typer.Argument(help="what to list")],
                 if axis == "method":
                     settings.update(getattr(entry, "defaults", {}))
                 params = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in settings.items())
-                table.add_row(axis, entry.name, str(entry.version), params or "-", entry.description)
+                table.add_row(axis, entry.name, str(entry.version), _source(registry, entry.name), params or "-",
+                              entry.description)
     elif what is Listing.backbones:
         from vrbench.backbones import BACKBONES
 
-        for column in ("name", "input", "classes", "mean/std", "weights", "offline"):
+        for column in ("name", "input", "classes", "mean/std", "weights", "offline", "source"):
             table.add_column(column)
         for b in BACKBONES:
             classes = "text" if b.is_clip else str(b.num_classes)  # CLIP classifies against class-name embeddings
             table.add_row(b.name, str(b.input_size), classes, f"{b.mean[0]}/{b.std[0]}", b.weights,
-                          "yes" if b.offline else "no")
+                          "yes" if b.offline else "no", _source(BACKBONES, b.name))
     elif what is Listing.datasets:
         from vrbench.datasets import DATASETS
 
-        for column in ("name", "classes", "train", "test", "VR size", "source", "offline"):
+        for column in ("name", "classes", "train", "test", "VR size", "source", "offline", "provided by"):
             table.add_column(column)
         for d in DATASETS:
             table.add_row(d.name, str(d.num_classes), str(d.train_size), str(d.test_size), str(d.vr_image_size),
-                          d.source, "yes" if d.offline else "no")
+                          d.source, "yes" if d.offline else "no", _source(DATASETS, d.name))
     elif what is Listing.references:
         from collections import Counter
 
@@ -441,7 +451,15 @@ def ls(what: Annotated[Listing, typer.Argument(help="what to list")],
             except yaml.YAMLError:
                 data = {"description": "(malformed YAML: run `vrbench run --dry-run` on it for details)"}
             table.add_row(str(path), str(data.get("name", "")), str(data.get("description", "")))
-    console.print(table)
+    return table
+
+
+def _source(registry, name: str) -> str:
+    """'built-in', or the plugin package and version (or local module and code digest) an entry comes from."""
+    source = registry.source(name)
+    if source.builtin:
+        return "built-in"
+    return f"{source.module} (local, {source.version})" if source.module else f"{source.package} {source.version}"
 
 
 def _print_coverage(suite_paths: list[Path]) -> None:

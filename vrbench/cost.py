@@ -15,7 +15,6 @@ from vrbench.datasets import DATASETS
 
 # Effective throughput assumed for the GPU-hour estimate (fp16 on a recent data-centre GPU, realistic use).
 ASSUMED_TMACS_PER_SECOND = 20.0
-_ITERATIVE = {"ilm", "blm", "blmpp"}
 
 
 def job_tmacs(config: dict[str, Any]) -> float:
@@ -33,7 +32,8 @@ def job_tmacs(config: dict[str, Any]) -> float:
         return (config["epochs"] * 3 * train + test) * backbone.gmacs / 1000.0
     side = config.get("canvas") or config.get("resolution") or backbone.input_size
     per_image = backbone.gmacs * (side / backbone.input_size) ** 2
-    extra_pass = config["mapping"] in _ITERATIVE and config.get("mapping_mode", "faithful") == "faithful"
+    # mappings re-estimated every epoch (ILM, BLM, BLM++ and plugins built like them) read `mapping_interval`
+    extra_pass = "mapping_interval" in config and config.get("mapping_mode", "faithful") == "faithful"
     images = 3 * train + test + (train if extra_pass else 0)
     return config["epochs"] * images * per_image / 1000.0
 

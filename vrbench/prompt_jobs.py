@@ -22,6 +22,7 @@ from vrbench.datasets import DATASETS
 from vrbench.errors import ConfigError
 from vrbench.jobs import ENGINE_VERSION, JobSpec, make_job
 from vrbench.methods.clip_catalog import CLIP_METHODS, PROMPT_GENERAL
+from vrbench.plugins import job_record
 
 # ImageNet's domain-shift test sets: an evaluation on one of them belongs to the domain-generalization table.
 DG_TARGETS = ("imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r")
@@ -80,6 +81,7 @@ def _train_config(combo: dict[str, Any], settings: dict[str, Any], subsample: st
     for name, default in method.params.items():
         config[name] = settings.get(name, default)
     config["versions"] = versions(method.version, combo["backbone"], combo["dataset"])
+    _add_plugins(config)
     return config
 
 
@@ -92,11 +94,20 @@ def versions(method_version: int, backbone: str, dataset: str) -> dict[str, int]
     return found
 
 
+def _add_plugins(config: dict[str, Any]) -> None:
+    """Plugin entries' packages and versions into the hash; built-in jobs get no key (their hashes stay)."""
+    plugins = job_record({"method": CLIP_METHODS.source(config["method"]),
+                          "backbone": BACKBONES.source(config["backbone"]),
+                          "dataset": DATASETS.source(config["dataset"])})
+    if plugins:
+        config["plugins"] = plugins
+
+
 def _eval_config(train: JobSpec, dataset: str, subsample: str, settings: dict[str, Any]) -> dict[str, Any]:
     """An evaluation job: the training run's hash plus what is tested; the architecture comes from that run."""
     c = train.config
     protocol = _protocol_of_target(dataset) if c["protocol"] in TRANSFER else c["protocol"]
-    return {
+    config = {
         "protocol": protocol, "method": c["method"], "backbone": c["backbone"], "dataset": dataset,
         "seed": c["seed"], "stage": "eval", "subsample": subsample, "shots": c["shots"],
         "train_run": train.run_id, "source_dataset": c["dataset"],
@@ -104,6 +115,8 @@ def _eval_config(train: JobSpec, dataset: str, subsample: str, settings: dict[st
         "subset": c.get("subset"),
         "versions": versions(CLIP_METHODS.get(c["method"]).version, c["backbone"], dataset),
     }
+    _add_plugins(config)
+    return config
 
 
 def resolve_prompt_jobs(combo: dict[str, Any], settings: dict[str, Any], targets: list[str]) -> list[JobSpec]:

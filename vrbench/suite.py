@@ -25,6 +25,7 @@ from vrbench.jobs import ENGINE_VERSION, JobSpec, make_job
 from vrbench.methods import INPUTS, MAPPINGS
 from vrbench.methods.clip_catalog import CLIP_METHODS, PROMPT_GENERAL, PROMPT_PARAM_KINDS, PROMPT_PROTOCOLS
 from vrbench.methods.clip_catalog import method_params as clip_method_params
+from vrbench.plugins import import_local, job_record, requires_hint
 from vrbench.prompt_jobs import resolve_prompt_jobs
 from vrbench.registry import suggest, unknown_name_message
 from vrbench.runner.resources import RESOURCE_KEYS, check_resource
@@ -36,7 +37,8 @@ PROMPT_AXES = ("method", "backbone", "dataset", "shots", "seed")
 # What an override's `match` may test: any axis of either kind of grid, and the protocol.
 MATCH_AXES = ("protocol", "input", "mapping", "method", "backbone", "dataset", "shots", "seed")
 SELECTION_RULES = ("final", "best_test", "best_val")
-TOP_LEVEL_KEYS = ("name", "description", "protocol", "grid", "defaults", "overrides", "reference", "resources")
+TOP_LEVEL_KEYS = ("name", "description", "protocol", "grid", "defaults", "overrides", "reference", "resources",
+                  "plugins", "requires")
 
 # Hyperparameters every job has: name -> (expected type, default). Method-specific ones come from the
 # method catalogue. Defaults are the papers' (ILM-VP / BLM padding recipe, spec §3).
@@ -103,6 +105,7 @@ class _Locator:
     def __init__(self, text: str, source: str) -> None:
         self.source = source
         self.protocol = "vr"  # the suite's protocol, the default of each grid
+        self.requires_hint = ""  # unknown names: which of the suite's `requires:` packages are not installed
         try:
             self.root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError:
@@ -189,6 +192,7 @@ def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) ->
     protocol = data.get("protocol", "vr")
     if protocol not in PROTOCOLS:
         raise loc.error(unknown_name_message("protocol", protocol, list(PROTOCOLS)), "protocol")
+    _load_plugins(data, loc, path)  # before the grid: plugins add the names it may use
     grids = _parse_grids(data["grid"], loc)  # after the protocol check: grids inherit the suite's protocol
     defaults = _parse_settings(data.get("defaults") or {}, loc, ("defaults",))
     overrides = _parse_overrides(data.get("overrides") or [], loc)
@@ -225,6 +229,21 @@ def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) ->
                         resources[job.run_id].update(changes)
                 jobs.append(job)
     return Suite(name, str(data.get("description", "")), path, protocol, jobs, reference, resources)
+
+
+def _load_plugins(data: dict[str, Any], loc: _Locator, path: Path | None) -> None:
+    """`plugins: [my_lab.vr]` imports local modules (searched next to the suite file too); `requires:
+    [package, ...]` names the plugin packages the suite needs, so an unknown name can say what to install."""
+    for key in ("plugins", "requires"):
+        values = data.get(key) or []
+        if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+            raise loc.error(f"'{key}' must be a list of {'module' if key == 'plugins' else 'package'} names", key)
+    loc.requires_hint = requires_hint(data.get("requires") or [])
+    for index, module in enumerate(data.get("plugins") or []):
+        try:
+            import_local(module, path.parent if path is not None else None)
+        except ConfigError as exc:
+            raise loc.error(str(exc), "plugins", index) from None
 
 
 def _matches(combo: dict[str, Any], match: dict[str, list[Any]]) -> bool:
@@ -313,7 +332,7 @@ def _check_axis_value(axis: str, value: Any, loc: _Locator, path: tuple) -> None
     if not isinstance(value, str):
         raise loc.error(f"{axis} names must be strings, got {value!r}", *path)
     if value not in registry:
-        raise loc.error(unknown_name_message(axis, value, registry.names()), *path)
+        raise loc.error(registry.unknown(value, loc.requires_hint), *path)
 
 
 def _parse_settings(settings: Any, loc: _Locator, path: tuple) -> dict[str, Any]:
@@ -481,6 +500,10 @@ def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any],
     config["versions"] = {"engine": ENGINE_VERSION, "input": input_info.version, "mapping": mapping_info.version}
     if dataset.revision(backbone.resize) is not None:
         config["versions"]["data"] = dataset.revision(backbone.resize)
+    plugins = job_record({"input": INPUTS.source(input_info.name), "mapping": MAPPINGS.source(mapping_info.name),
+                          "backbone": BACKBONES.source(backbone.name), "dataset": DATASETS.source(dataset.name)})
+    if plugins:  # only plugin jobs carry the key, so built-in jobs keep the hashes they always had
+        config["plugins"] = plugins
 
     problems = _infeasible(config, mapping_info, backbone, dataset)
     problems += _unpaired(input_info, mapping_info)

@@ -71,7 +71,8 @@ def strip_classifier(model):  # (nn.Module) -> (nn.Module, int)
     raise TypeError(f"{type(model).__name__} has no final linear layer named fc, _fc, classifier or head")
 
 
-BACKBONES: Registry[BackboneInfo] = Registry("backbone", paths=("loader",))
+BACKBONES: Registry[BackboneInfo] = Registry("backbone", paths=("loader",), group="vrbench.backbones",
+                                               entry_type=BackboneInfo)
 
 # `python benchmarks/backbone_memory.py` (random weights, one image at the input size, fp32): parameters (M),
 # activation MB per image summed over leaf-module outputs, the largest layer output, text MB per prompt (CLIP).

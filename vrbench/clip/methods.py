@@ -182,7 +182,7 @@ class ClipMethod(nn.Module):
         self.tokenizer = tokenizer
         self.dataset = dataset
         self.text_cache = text_cache
-        self.params: dict[str, Any] = {**DEFAULT_PARAMS[self.name], **(params or {})}
+        self.params: dict[str, Any] = {**DEFAULT_PARAMS.get(self.name, {}), **(params or {})}
         self.classnames: list[str] = list(classnames)
         self._text_memo: tuple[tuple, Tensor] | None = None
         self.build()

@@ -38,7 +38,6 @@ class ClipPromptJob(Job):
     def setup(self) -> None:
         from vrbench.clip.encoders import PromptedCLIP
         from vrbench.clip.feature_cache import FeatureCache
-        from vrbench.clip.methods import METHODS
         from vrbench.clip.models import get_clip_tokenizer, load_clip
 
         c = self.config
@@ -65,9 +64,10 @@ class ClipPromptJob(Job):
         if self.method_info.kind == "linear_probe":
             self.model = self.clip
             return
-        self.method = METHODS[c["method"]](self.clip, get_clip_tokenizer(c["backbone"]), list(self.data.test.classes),
-                                           {**params, "backbone": self.cache.model_key}, c["dataset"],
-                                           text_cache=self.cache).to(device)
+        method_class = self.method_info.load()
+        self.method = method_class(self.clip, get_clip_tokenizer(c["backbone"]), list(self.data.test.classes),
+                                   {**params, "backbone": self.cache.model_key}, c["dataset"],
+                                   text_cache=self.cache).to(device)
         self.model = self.method
         if self.training_run is not None:
             self._load_prompts(self.training_run)

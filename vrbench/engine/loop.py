@@ -31,6 +31,8 @@ from vrbench.errors import ResultsError
 from vrbench.methods import INPUTS, MAPPINGS
 from vrbench.methods.base import ParamGroup
 from vrbench.methods.label_mappings import LabelMapping
+from vrbench.plugins import check_job_sources
+from vrbench.plugins import inventory as plugin_inventory
 from vrbench.registry import load_object
 from vrbench.store.rundir import (
     CHECKPOINT,
@@ -71,7 +73,10 @@ class Job:
     def build(self) -> None:
         c = self.config
         self.plan: DevicePlan = select_device(self.runtime.get("device", "auto"), self.runtime.get("threads"))
-        atomic_write_json(self.directory / ENV, describe_environment(self.plan))
+        environment = describe_environment(self.plan)
+        # where this job's plugin entries come from (as hashed), and every plugin this process loaded or skipped
+        environment["plugins"] = {"job": c.get("plugins", {}), **plugin_inventory()}
+        atomic_write_json(self.directory / ENV, environment)
         self.progress.update(force=True, phase="loading backbone", epoch=0, epochs=c.get("epochs", 0))
         set_seed(c["seed"])
         self.setup()
@@ -433,6 +438,7 @@ def _plain(state: dict[str, Any]) -> dict[str, Any]:
 def run_job(directory: Path) -> dict[str, Any]:
     """Run the job in ``directory`` with the loop hooks of its method family (VR, or CLIP prompt learning)."""
     config = read_json(directory / CONFIG)["config"]
+    check_job_sources(config)  # imports its local plugin modules; refuses a plugin version it was not planned with
     if "method" in config:
         from vrbench.engine.clip_job import clip_job_class
 

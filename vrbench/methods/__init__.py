@@ -42,8 +42,10 @@ class MappingInfo:
     baseline: bool = False  # only meaningful with the input that `requires` it
 
 
-INPUTS: Registry[InputInfo] = Registry("input", paths=("implementation",))
-MAPPINGS: Registry[MappingInfo] = Registry("mapping", paths=("implementation",))
+INPUTS: Registry[InputInfo] = Registry("input", paths=("implementation",), group="vrbench.inputs",
+                                       entry_type=InputInfo)
+MAPPINGS: Registry[MappingInfo] = Registry("mapping", paths=("implementation",), group="vrbench.mappings",
+                                           entry_type=MappingInfo)
 
 _RESIZED = {"resolution": None}  # None: the backbone's input size
 INPUTS.register("padding", InputInfo(

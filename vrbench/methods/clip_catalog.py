@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from vrbench.registry import Registry
+from vrbench.registry import Registry, load_object
 
 PROMPT_PROTOCOLS = ("base2novel", "fewshot", "cross_dataset", "domain_generalization")
 STAGES = ("train", "eval")
@@ -27,9 +27,18 @@ class ClipMethodInfo:
     kind: str = "prompt"  # "prompt" (SGD loop), "zeroshot" (test only), "linear_probe" (sklearn on features)
     description: str = ""
     paper_name: str = ""
+    # "module:Class" of a vrbench.clip.methods.ClipMethod subclass; "" for the built-ins (vrbench.clip.methods.METHODS)
+    implementation: str = ""
+
+    def load(self) -> type:  # -> type[ClipMethod]
+        if self.implementation:
+            return load_object(self.implementation)
+        from vrbench.clip.methods import METHODS
+
+        return METHODS[self.name]
 
 
-CLIP_METHODS: Registry[ClipMethodInfo] = Registry("method")
+CLIP_METHODS: Registry[ClipMethodInfo] = Registry("method", group="vrbench.clip_methods", entry_type=ClipMethodInfo)
 
 # Versions: 2 (issue 10) tests under the training autocast (fp16 on a GPU, as the originals run CLIP), and
 # computes the cached frozen text features under it too; linear probing's features already were.

@@ -12,10 +12,12 @@ from pathlib import Path
 from vrbench.errors import ConfigError, ResultsError
 from vrbench.report.markdown import render_markdown
 from vrbench.report.model import (
+    SOURCE_GROUP,
     ReportModel,
     build_boards,
     collect_footnotes,
     count_runs,
+    has_plugin_runs,
     load_cells,
     load_failed,
 )
@@ -33,6 +35,8 @@ def load_model(db_path: Path, run_ids: set[str] | None = None, paper: str | None
     con = connect(db_path, read_only=True)
     try:
         check_schema(con, db_path)
+        if SOURCE_GROUP not in group_by and has_plugin_runs(con, run_ids):
+            group_by = (*group_by, SOURCE_GROUP)  # plugin rows name their package and version
         cells = load_cells(con, run_ids, tuple(group_by))
         prompt_runs = load_prompt_runs(con, run_ids, tuple(group_by))
         failed = load_failed(con, run_ids)

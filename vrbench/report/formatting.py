@@ -140,6 +140,9 @@ def how_to_read(model: ReportModel) -> list[str]:
     if leaderboards:
         lines.append("Rows are ranked by the number of datasets they cover, then by their average.")
     lines.append("A value is never invented: a cell without a published row says so.")
+    if "source" in model.group_by:
+        lines.append("source: the plugin package and version (package==version) a row's method, backbone or dataset "
+                     "comes from, or built-in; runs of different sources are never averaged together.")
     if model.prompt_sections:
         lines += _PROMPT_HOW_TO_READ
     return lines

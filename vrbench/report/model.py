@@ -42,6 +42,11 @@ DATASET_ORDER: tuple[str, ...] = (
 _RUN_GROUPABLE: tuple[str, ...] = ("input", "mapping", "protocol", "epochs", "seed", "val_size")
 _ENV_GROUPABLE: tuple[str, ...] = ENV_COLUMNS[1:]
 _CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Where a run's plugin entries come from (config.plugins: role -> "package==version"), "built-in" for vrbench's own.
+# Reports group by it whenever a plugin run is in scope, so rows of different plugin versions are never averaged.
+SOURCE_GROUP = "source"
+_SOURCE_SQL = ("coalesce(nullif(array_to_string(list_sort(list_distinct("
+               "json_extract_string(r.config, '$.plugins.*'))), ', '), ''), 'built-in')")
 
 
 @dataclass(frozen=True)
@@ -156,14 +161,16 @@ def _group_exprs(con: duckdb.DuckDBPyConnection, group_by: tuple[str, ...]) -> l
         "SELECT DISTINCT unnest(json_keys(config)) FROM runs WHERE config IS NOT NULL").fetchall()}
     exprs = []
     for name in group_by:
-        if name in _RUN_GROUPABLE:
+        if name == SOURCE_GROUP:
+            exprs.append(_SOURCE_SQL)
+        elif name in _RUN_GROUPABLE:
             exprs.append(f"CAST(r.{name} AS VARCHAR)")
         elif name in _ENV_GROUPABLE:
             exprs.append(f"CAST(e.{name} AS VARCHAR)")
         else:
             key = name.removeprefix("config.")
             if not _CONFIG_KEY.match(key) or key not in config_keys:
-                known = sorted({*_RUN_GROUPABLE, *_ENV_GROUPABLE, *config_keys})
+                known = sorted({*_RUN_GROUPABLE, *_ENV_GROUPABLE, SOURCE_GROUP, *config_keys})
                 raise ConfigError(f"Cannot group the report by {name!r}: not a run, environment or config field. "
                                   f"Known: {', '.join(known)}.")
             exprs.append(f"json_extract_string(r.config, '$.{key}')")
@@ -214,6 +221,13 @@ def _setting(protocol: str | None, shots: int | None, subsample: str | None, sou
     if source:
         parts.append(f"from {source}")
     return ", ".join(parts)
+
+
+def has_plugin_runs(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None) -> bool:
+    """Whether any run in the report's scope used a plugin's method, backbone or dataset."""
+    where, params = _filter(run_ids, "run_id")
+    sql = f"SELECT count(*) FROM runs WHERE json_exists(config, '$.plugins') AND {where}"
+    return con.execute(sql, params).fetchone()[0] > 0
 
 
 def count_runs(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None) -> tuple[int, int]:
