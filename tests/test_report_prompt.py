@@ -342,7 +342,7 @@ def test_html_escapes_labels(tmp_path: Path) -> None:
     db = tmp_path / "db.duckdb"
     ingest(root, db)
     page = build_report(db, tmp_path / "html", "html").read_text()
-    assert "<script" not in page and "&lt;script&gt;" in page
+    assert page.count("<script") == 1 and "&lt;script&gt;" in page  # only our own sorting script
     (b2n,) = tables(sections(build_report(db, tmp_path / "md").read_text())["Base-to-novel generalization"])
     assert all(len(r) == 5 for r in b2n)  # the pipe in the label is escaped
 

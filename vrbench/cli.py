@@ -280,19 +280,22 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
 class Format(str, Enum):
     md = "md"
     html = "html"
+    latex = "latex"
 
 
 @app.command()
 def report(
     results: ResultsOpt = DEFAULT_RESULTS,
-    format: Annotated[Format, typer.Option("--format", "-f", help="md (for a README) or html")] = Format.md,
+    format: Annotated[Format, typer.Option(
+        "--format", "-f", help="md (for a README), html (figures, sortable tables) or latex (booktabs)")] = Format.md,
     out: Annotated[Path, typer.Option(help="output directory")] = Path("reports"),
     suite: Annotated[Path | None, typer.Option(help="only the jobs of this suite")] = None,
     paper: Annotated[str | None, typer.Option(help="reference table to compare with, e.g. ilm_vp_cvpr23")] = None,
     group_by: Annotated[str, typer.Option(help="extra row keys, e.g. device,precision")] = "",
     heatmap: Annotated[list[str] | None, typer.Option(help="draw this run's label mapping (HTML; repeatable)")] = None,
+    with_paper: Annotated[bool, typer.Option(help="LaTeX: the published value beside ours")] = False,
 ) -> None:
-    """Write the leaderboard (ours next to the published numbers) to reports/index.md or index.html."""
+    """Write the leaderboard (ours next to the published numbers) to reports/index.md, index.html or index.tex."""
     from vrbench.report import build_report
 
     try:
@@ -307,7 +310,7 @@ def report(
         _ingest(results)
         keys = tuple(key.strip() for key in group_by.split(",") if key.strip())
         path = build_report(results / DB_NAME, out, fmt=format.value, run_ids=run_ids, paper=paper, group_by=keys,
-                            heatmaps=tuple(heatmap or ()), reference_rows=reference_rows)
+                            heatmaps=tuple(heatmap or ()), reference_rows=reference_rows, with_paper=with_paper)
     except VrbenchError as exc:
         raise _fail(exc) from None
     console.print(f"wrote {path}")

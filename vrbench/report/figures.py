@@ -1,0 +1,306 @@
+"""Figures of the HTML report, drawn with matplotlib (Agg, no pyplot state) as PNG bytes.
+
+Learning curves per dataset, a per-dataset comparison of the methods, the gap to the published values, and the
+label mapping of each method's best run. The data come from the index (one read-only connection) and the run
+directories (mapping.json); matplotlib is imported only here, when an HTML report is rendered, so `--help` and the
+Markdown report never pay for it.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vrbench.errors import ResultsError
+from vrbench.report.heatmap import MappingMatrix, mapping_matrix
+from vrbench.report.model import PROMPT_PROTOCOLS, Board, ReportModel, _dataset_key, _filter
+from vrbench.report.references import PAPER_RULE
+from vrbench.store.db import check_schema, connect
+from vrbench.store.rundir import MAPPING, run_dir
+
+if TYPE_CHECKING:
+    import duckdb
+
+MAX_LINES = 10  # methods per learning-curve panel and per comparison panel (the best by mean)
+MAX_HEATMAPS = 12  # methods whose best run's mapping is drawn
+MAX_HEATMAP_TICKS = 40  # class names on a heatmap axis; beyond that the axis is left unlabelled
+DPI = 100
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure: ``key`` names the file (figures/<key>.png) and the page anchor (fig-<key>)."""
+
+    key: str
+    title: str
+    caption: str
+    alt: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    epoch: int
+    n: int
+    mean: float
+    std: float | None
+
+
+Curves = dict[str, dict[str, list[CurvePoint]]]  # dataset -> row label -> points by epoch
+
+
+def load_curves(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None) -> Curves:
+    """Test accuracy per epoch, mean and sample std over seeds, per (method · backbone, dataset): leaderboard runs
+    only (prompt-learning runs train on other class subsets than they test)."""
+    where, params = _filter(run_ids, "r.run_id")
+    rows = con.execute(
+        f"""SELECT r.dataset, r.method || ' · ' || r.backbone, e.epoch, count(*), avg(e.test_acc),
+                   stddev_samp(e.test_acc)
+            FROM epochs e JOIN runs r ON r.run_id = e.run_id
+            WHERE r.status = 'done' AND e.test_acc IS NOT NULL
+              AND (r.protocol IS NULL OR NOT list_contains(?, r.protocol)) AND {where}
+            GROUP BY ALL ORDER BY ALL""", [list(PROMPT_PROTOCOLS), *params]).fetchall()
+    curves: Curves = defaultdict(lambda: defaultdict(list))
+    for dataset, label, epoch, n, mean, std in rows:
+        curves[dataset][label].append(CurvePoint(epoch, n, mean, std))
+    return curves
+
+
+def best_runs(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None) -> list[tuple[str, str]]:
+    """(method, run_id) of every done leaderboard run, best first within each method (best test accuracy, then
+    final accuracy, then run id)."""
+    where, params = _filter(run_ids, "run_id")
+    return con.execute(
+        f"""SELECT method, run_id FROM runs
+            WHERE status = 'done' AND (protocol IS NULL OR NOT list_contains(?, protocol)) AND {where}
+            ORDER BY method, coalesce(best_test_acc, final_acc) DESC NULLS LAST, final_acc DESC NULLS LAST,
+                     run_id""", [list(PROMPT_PROTOCOLS), *params]).fetchall()
+
+
+def build_figures(db_path: Path, model: ReportModel, run_ids: set[str] | None = None) -> list[Figure]:
+    """Every figure the report's data allow, in page order; none when nothing has finished."""
+    con = connect(db_path, read_only=True)
+    try:
+        check_schema(con, db_path)
+        curves = load_curves(con, run_ids)
+        candidates = best_runs(con, run_ids)
+    finally:
+        con.close()
+    results = Path(db_path).parent
+    mappings = _best_mappings(results, candidates)
+    board = _comparison_board(model)
+    figures = []
+    if curves:
+        figures.append(learning_curves(curves))
+    if board is not None:
+        figures.append(comparison(board))
+        if board.has_references:
+            figures.append(paper_gap(board))
+    figures += [mapping_heatmap(m) for m in mappings]
+    return _unique_keys(figures)
+
+
+def _unique_keys(figures: list[Figure]) -> list[Figure]:
+    """Two method names can reduce to one file name ('a+b', 'a-b'): number the later ones."""
+    seen: set[str] = set()
+    out = []
+    for figure in figures:
+        key, number = figure.key, 1
+        while key in seen:
+            number += 1
+            key = f"{figure.key}-{number}"
+        seen.add(key)
+        out.append(figure if key == figure.key else Figure(key, figure.title, figure.caption, figure.alt, figure.png))
+    return out
+
+
+def _best_mappings(results: Path, candidates: list[tuple[str, str]]) -> list[MappingMatrix]:
+    """The mapping of the best run of each method that has one (runs without mapping.json are skipped)."""
+    chosen: dict[str, str] = {}
+    for method, run_id in candidates:
+        if method not in chosen and len(chosen) < MAX_HEATMAPS and _has_mapping(results, run_id):
+            chosen[method] = run_id
+    return [mapping_matrix(results, run_id) for run_id in chosen.values()]
+
+
+def _has_mapping(results: Path, run_id: str) -> bool:
+    try:
+        return (run_dir(results, run_id) / MAPPING).exists()
+    except ResultsError:  # a directory name that is not a run id (copied by hand): no figure, no error
+        return False
+
+
+def _comparison_board(model: ReportModel) -> Board | None:
+    """The papers' rule when present (published values compare like for like there), else the first board."""
+    return next((b for b in model.boards if b.rule == PAPER_RULE), model.boards[0] if model.boards else None)
+
+
+# --------------------------------------------------------------------------------------------- drawing
+
+
+def _new_figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
+
+    figure = MplFigure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)  # the Agg backend, without touching pyplot's global state
+    return figure
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _colours(labels: list[str]) -> dict[str, Any]:
+    """One colour per method · backbone, the same in every panel."""
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    return {label: palette(i % palette.N) for i, label in enumerate(sorted(labels))}
+
+
+def _grid(count: int, columns: int = 3) -> tuple[int, int]:
+    cols = min(columns, count)
+    return math.ceil(count / cols), cols
+
+
+def learning_curves(curves: Curves) -> Figure:
+    datasets = sorted(curves, key=_dataset_key)
+    rows, cols = _grid(len(datasets))
+    figure = _new_figure(4.6 * cols, 3.2 * rows + 0.9)
+    colours = _colours(list({label for per in curves.values() for label in per}))
+    cut = False
+    for index, dataset in enumerate(datasets):
+        axes = figure.add_subplot(rows, cols, index + 1)
+        per = curves[dataset]
+        ranked = sorted(per, key=lambda label: -per[label][-1].mean)
+        cut = cut or len(ranked) > MAX_LINES
+        for label in ranked[:MAX_LINES]:
+            points = per[label]
+            epochs = [p.epoch for p in points]
+            means = [p.mean for p in points]
+            axes.plot(epochs, means, color=colours[label], label=label, linewidth=1.6,
+                      marker="o" if len(points) <= 12 else None, markersize=3)
+            if any(p.std is not None for p in points):
+                low = [p.mean - (p.std or 0.0) for p in points]
+                high = [p.mean + (p.std or 0.0) for p in points]
+                axes.fill_between(epochs, low, high, color=colours[label], alpha=0.18, linewidth=0)
+        axes.set_title(dataset)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel("test accuracy (%)")
+        axes.grid(alpha=0.3)
+    handles, labels = _legend_entries(figure)
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize="small")
+    caption = ("Test accuracy per epoch: the line is the mean over seeds, the band ± one sample standard deviation "
+               "(no band for a single seed).")
+    if cut:
+        caption += f" Each panel shows the {MAX_LINES} methods with the highest final mean."
+    return Figure("learning-curves", "Learning curves", caption,
+                  f"Learning curves of {len(labels)} methods on {', '.join(datasets)}", _png(figure))
+
+
+def _legend_entries(figure: Any) -> tuple[list[Any], list[str]]:
+    """Legend entries of all panels, each label once."""
+    seen: dict[str, Any] = {}
+    for axes in figure.axes:
+        for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    ordered = sorted(seen)
+    return [seen[label] for label in ordered], ordered
+
+
+def comparison(board: Board) -> Figure:
+    """Per dataset, the methods' mean ± std under the board's rule; published values as black diamonds."""
+    datasets = board.datasets
+    rows, cols = _grid(len(datasets))
+    per_panel = [sorted((r for r in board.rows if d in r.cells), key=lambda r: -r.cells[d].mean)[:MAX_LINES]
+                 for d in datasets]
+    tallest = max(len(p) for p in per_panel)
+    figure = _new_figure(4.6 * cols, (0.32 * tallest + 1.0) * rows + 0.3)
+    colours = _colours([r.label for r in board.rows])
+    any_ref = False
+    for index, (dataset, ranked) in enumerate(zip(datasets, per_panel, strict=True)):
+        axes = figure.add_subplot(rows, cols, index + 1)
+        ranked = ranked[::-1]  # best at the top
+        y = list(range(len(ranked)))
+        cells = [r.cells[dataset] for r in ranked]
+        axes.barh(y, [c.mean for c in cells], xerr=[c.std or 0.0 for c in cells],
+                  color=[colours[r.label] for r in ranked], error_kw={"elinewidth": 1, "capsize": 2})
+        refs = [(i, c.ref.value) for i, c in enumerate(cells) if c.ref is not None]
+        if refs:
+            any_ref = True
+            axes.scatter([v for _, v in refs], [i for i, _ in refs], marker="D", color="black", s=18, zorder=3,
+                         label="published")
+        axes.set_yticks(y, [r.label for r in ranked], fontsize="small")
+        axes.set_title(dataset)
+        axes.set_xlabel(f"test accuracy (%), {board.rule}")
+        axes.set_xlim(0, 100)
+        axes.grid(axis="x", alpha=0.3)
+    caption = (f"Mean test accuracy over seeds under the {board.rule} rule, with ± one sample standard deviation; "
+               f"the {MAX_LINES} best methods per dataset.")
+    if any_ref:
+        caption += " Black diamonds: the published values."
+    return Figure("comparison", f"Methods per dataset ({board.rule})", caption,
+                  f"Bar chart of the methods' accuracy on {', '.join(datasets)}", _png(figure))
+
+
+def paper_gap(board: Board) -> Figure:
+    """Ours − paper per cell, red below the published value, blue above; blank where no value is published."""
+    import numpy as np
+
+    datasets = [d for d in board.datasets if any(r.cells.get(d) and r.cells[d].ref for r in board.rows)]
+    rows = [r for r in board.rows if any(c.ref is not None for c in r.cells.values())]
+    diffs = np.full((len(rows), len(datasets)), np.nan)
+    for i, row in enumerate(rows):
+        for j, dataset in enumerate(datasets):
+            cell = row.cells.get(dataset)
+            if cell is not None and cell.diff is not None:
+                diffs[i, j] = cell.diff
+    limit = max(1.0, float(np.nanmax(np.abs(diffs))))
+    figure = _new_figure(max(4.0, 1.0 * len(datasets) + 3.0), 0.4 * len(rows) + 1.6)
+    axes = figure.add_subplot()
+    image = axes.imshow(np.ma.masked_invalid(diffs), cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    for i in range(len(rows)):
+        for j in range(len(datasets)):
+            if not np.isnan(diffs[i, j]):
+                axes.text(j, i, f"{diffs[i, j]:+.1f}", ha="center", va="center", fontsize="small",
+                          color="white" if abs(diffs[i, j]) > 0.6 * limit else "black")
+    axes.set_xticks(range(len(datasets)), datasets, rotation=30, ha="right")
+    axes.set_yticks(range(len(rows)), [r.label for r in rows])
+    figure.colorbar(image, ax=axes, label="ours − paper (accuracy points)")
+    caption = (f"Our mean minus the published value under the {board.rule} rule, in accuracy points: blue above the "
+               "paper, red below; blank where the paper has no value.")
+    return Figure("paper-gap", "Gap to the published values", caption,
+                  f"Heatmap of ours minus paper for {len(rows)} methods and {len(datasets)} datasets", _png(figure))
+
+
+def mapping_heatmap(m: MappingMatrix) -> Figure:
+    import numpy as np
+
+    values = np.array(m.values, dtype=float)
+    n_rows, n_cols = values.shape
+    figure = _new_figure(min(14.0, 2.8 + 0.22 * n_cols), min(14.0, 1.6 + 0.2 * n_rows))
+    axes = figure.add_subplot()
+    axes.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    if n_cols <= MAX_HEATMAP_TICKS:
+        axes.set_xticks(range(n_cols), m.targets, rotation=90, fontsize="x-small")
+    if n_rows <= MAX_HEATMAP_TICKS:
+        axes.set_yticks(range(n_rows), m.sources, fontsize="x-small")
+    axes.set_xlabel(f"target class ({m.dataset})")
+    axes.set_ylabel("source class")
+    key = f"mapping-{m.method}".replace("+", "-")
+    title = f"Label mapping of {m.method} (best run)"
+    caption = (f"{m.method} · {m.backbone} · {m.dataset} · seed {m.seed}, run {m.run_id} (the method's best run by "
+               f"test accuracy): {m.description}.")
+    return Figure(_safe_key(key), title, caption, f"Label-mapping heatmap of run {m.run_id}", _png(figure))
+
+
+def _safe_key(key: str) -> str:
+    """A file and anchor name made of [a-z0-9-] only (method names come from run files)."""
+    return "".join(c if c.isalnum() and c.isascii() else "-" for c in key.lower())
