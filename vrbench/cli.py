@@ -33,7 +33,6 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 ResultsOpt = Annotated[Path, typer.Option("--results", "-r", help="results directory (run dirs + vrbench.duckdb)")]
 DEFAULT_RESULTS = Path("results")
-DB_NAME = "vrbench.duckdb"
 
 
 def data_root_from(option: Path | None) -> Path:
@@ -210,7 +209,7 @@ def run(
 
 
 def _ingest(results: Path) -> None:
-    from vrbench.store.db import ingest
+    from vrbench.store.db import DB_NAME, ingest
 
     stats = ingest(results, results / DB_NAME)
     console.print(f"indexed in {results / DB_NAME}: {stats.summary()}", highlight=False)
@@ -297,6 +296,7 @@ def report(
 ) -> None:
     """Write the leaderboard (ours next to the published numbers) to reports/index.md, index.html or index.tex."""
     from vrbench.report import build_report
+    from vrbench.store.db import DB_NAME
 
     try:
         run_ids, reference_rows = None, None

@@ -171,10 +171,14 @@ def _grid(count: int, columns: int = 3) -> tuple[int, int]:
 
 
 def learning_curves(curves: Curves) -> Figure:
+    from matplotlib.ticker import MaxNLocator
+
     datasets = sorted(curves, key=_dataset_key)
     rows, cols = _grid(len(datasets))
-    figure = _new_figure(4.6 * cols, 3.2 * rows + 0.9)
-    colours = _colours(list({label for per in curves.values() for label in per}))
+    labels_all = list({label for per in curves.values() for label in per})
+    legend_width = 0.065 * max(len(label) for label in labels_all) + 0.6
+    figure = _new_figure(4.6 * cols + legend_width, 3.2 * rows + 0.2)
+    colours = _colours(labels_all)
     cut = False
     for index, dataset in enumerate(datasets):
         axes = figure.add_subplot(rows, cols, index + 1)
@@ -194,9 +198,10 @@ def learning_curves(curves: Curves) -> Figure:
         axes.set_title(dataset)
         axes.set_xlabel("epoch")
         axes.set_ylabel("test accuracy (%)")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
     handles, labels = _legend_entries(figure)
-    figure.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize="small")
+    figure.legend(handles, labels, loc="outside right upper", fontsize="small", frameon=False)
     caption = ("Test accuracy per epoch: the line is the mean over seeds, the band ± one sample standard deviation "
                "(no band for a single seed).")
     if cut:

@@ -19,7 +19,7 @@ _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": 
             "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
             ">": r"\textgreater{}", "|": r"\textbar{}", "±": r"$\pm$", "Δ": r"$\Delta$", "·": r"$\cdot$",
             "—": "--", "–": "--", "−": "-", "†": r"$^\dagger$", "×": r"$\times$", "…": r"\dots{}",
-            "≥": r"$\geq$", "≤": r"$\leq$", "’": "'", "“": "``", "”": "''"}
+            "≥": r"$\geq$", "≤": r"$\leq$", "’": "'", '"': "''", "“": "``", "”": "''"}
 EPSILON = 1e-9
 
 
@@ -84,7 +84,7 @@ def _board(board: Board, model: ReportModel, with_paper: bool) -> list[str]:
         rows.append([tex(row.method), tex(row.backbone), *(tex(g) for g in row.groups), *cells])
     header = ["Method", "Backbone", *(tex(g) for g in model.group_by), *(tex(d) for d in board.datasets), "Avg."]
     align = "l" * (2 + len(model.group_by)) + "r" * (len(board.datasets) + 1)
-    caption = (rf"Test accuracy (\%), selection rule \texttt{{{tex(board.rule)}}}: {tex(board.caption)} "
+    caption = (rf"Test accuracy (\%). {tex(board.caption)} "
                r"Mean$\pm$sample std over seeds; best per column in bold. " + tex(AVERAGE_NOTE))
     if show_paper:
         caption += f" In parentheses: the published value ({_sources(_board_refs(board))})."
