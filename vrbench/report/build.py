@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -103,6 +104,27 @@ def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
+def _write_figures(directory: Path, figures: list) -> None:
+    """The PNGs the page embeds, plus their manifest; PNGs of figures the report no longer has are removed."""
+    from vrbench.report.figures import MANIFEST, manifest
+
+    directory.mkdir(exist_ok=True)
+    for figure in figures:
+        atomic_write_bytes(directory / f"{figure.key}.png", figure.png)
+    keep = {f"{figure.key}.png" for figure in figures}
+    old = directory / MANIFEST
+    if old.exists():
+        import json
+
+        try:
+            for key in json.loads(old.read_text(encoding="utf-8")):
+                if re.fullmatch(r"[a-z0-9-]+", key) and f"{key}.png" not in keep:  # never a path elsewhere
+                    (directory / f"{key}.png").unlink(missing_ok=True)
+        except (OSError, ValueError, TypeError):
+            pass  # a damaged manifest only costs the clean-up
+    atomic_write_text(directory / MANIFEST, manifest(figures))
+
+
 def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str] | None = None,
                  paper: str | None = None, group_by: tuple[str, ...] = (), heatmaps: tuple[str, ...] = (),
                  reference_rows: dict | None = None, with_paper: bool = False) -> Path:
@@ -128,7 +150,7 @@ def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str
         from vrbench.report.figures import build_figures
         from vrbench.report.html import render_html
 
-        figures = build_figures(Path(db_path), model, run_ids)
+        figures = build_figures(Path(db_path), model, run_ids, previous=Path(out_dir) / FIGURES_DIR)
         text = render_html(model, figures)
         if heatmaps:
             from vrbench.report.heatmap import insert_heatmaps, render_heatmap
@@ -145,9 +167,7 @@ def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / FORMATS[fmt]
         if figures:
-            (out_dir / FIGURES_DIR).mkdir(exist_ok=True)
-            for figure in figures:
-                atomic_write_bytes(out_dir / FIGURES_DIR / f"{figure.key}.png", figure.png)
+            _write_figures(out_dir / FIGURES_DIR, figures)
         atomic_write_text(path, text)
         atomic_write_text(out_dir / "cells.csv", cells_csv(model))
         if model.prompt_sections:

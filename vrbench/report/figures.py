@@ -8,10 +8,12 @@ Markdown report never pay for it.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import math
-from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,8 @@ MAX_LINES = 10  # methods per learning-curve panel and per comparison panel (the
 MAX_HEATMAPS = 12  # methods whose best run's mapping is drawn
 MAX_HEATMAP_TICKS = 40  # class names on a heatmap axis; beyond that the axis is left unlabelled
 DPI = 100
+FIGURES_VERSION = "1"  # bump when a drawing changes, so cached figures are drawn again
+MANIFEST = "figures.json"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class Figure:
     caption: str
     alt: str
     png: bytes
+    digest: str = ""  # of the data drawn (see build_figures): an unchanged figure is not drawn twice
 
 
 @dataclass(frozen=True)
@@ -64,10 +69,10 @@ def load_curves(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None) -> Cur
             WHERE r.status = 'done' AND e.test_acc IS NOT NULL
               AND (r.protocol IS NULL OR NOT list_contains(?, r.protocol)) AND {where}
             GROUP BY ALL ORDER BY ALL""", [list(PROMPT_PROTOCOLS), *params]).fetchall()
-    curves: Curves = defaultdict(lambda: defaultdict(list))
+    curves: Curves = {}
     for dataset, label, epoch, n, mean, std in rows:
-        curves[dataset][label].append(CurvePoint(epoch, n, mean, std))
-    return curves
+        curves.setdefault(dataset, {}).setdefault(label, []).append(CurvePoint(epoch, n, mean, std))
+    return curves  # plain dicts: their repr (the cache digest) is the data and nothing else
 
 
 def best_runs(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None) -> list[tuple[str, str]]:
@@ -81,8 +86,14 @@ def best_runs(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None) -> list[
                      run_id""", [list(PROMPT_PROTOCOLS), *params]).fetchall()
 
 
-def build_figures(db_path: Path, model: ReportModel, run_ids: set[str] | None = None) -> list[Figure]:
-    """Every figure the report's data allow, in page order; none when nothing has finished."""
+def build_figures(db_path: Path, model: ReportModel, run_ids: set[str] | None = None,
+                  previous: Path | None = None) -> list[Figure]:
+    """Every figure the report's data allow, in page order; none when nothing has finished.
+
+    ``previous`` is a figures directory written before (``figures/`` of the report): a figure whose data have not
+    changed since is read back from it instead of drawn again, so re-running a report over the same runs does not
+    pay for matplotlib at all.
+    """
     con = connect(db_path, read_only=True)
     try:
         check_schema(con, db_path)
@@ -91,31 +102,65 @@ def build_figures(db_path: Path, model: ReportModel, run_ids: set[str] | None = 
     finally:
         con.close()
     results = Path(db_path).parent
-    mappings = _best_mappings(results, candidates)
     board = _comparison_board(model)
-    figures = []
+    plans: list[tuple[str, Any, Callable[[Any], Figure]]] = []
     if curves:
-        figures.append(learning_curves(curves))
+        plans.append(("learning-curves", curves, learning_curves))
     if board is not None:
-        figures.append(comparison(board))
+        plans.append(("comparison", board, comparison))
         if board.has_references:
-            figures.append(paper_gap(board))
-    figures += [mapping_heatmap(m) for m in mappings]
-    return _unique_keys(figures)
+            plans.append(("paper-gap", board, paper_gap))
+    plans += [(_safe_key(f"mapping-{m.method}"), m, mapping_heatmap) for m in _best_mappings(results, candidates)]
+    cache = _read_manifest(previous)
+    figures = []
+    for key, data, draw in _unique_keys(plans):
+        digest = hashlib.sha256(f"{FIGURES_VERSION}\n{key}\n{data!r}".encode()).hexdigest()
+        figure = _cached(previous, cache.get(key), key, digest)
+        figures.append(figure or replace(draw(data), key=key, digest=digest))
+    return figures
 
 
-def _unique_keys(figures: list[Figure]) -> list[Figure]:
+def _unique_keys(plans: list[tuple[str, Any, Any]]) -> list[tuple[str, Any, Any]]:
     """Two method names can reduce to one file name ('a+b', 'a-b'): number the later ones."""
     seen: set[str] = set()
     out = []
-    for figure in figures:
-        key, number = figure.key, 1
-        while key in seen:
+    for key, data, draw in plans:
+        unique, number = key, 1
+        while unique in seen:
             number += 1
-            key = f"{figure.key}-{number}"
-        seen.add(key)
-        out.append(figure if key == figure.key else Figure(key, figure.title, figure.caption, figure.alt, figure.png))
+            unique = f"{key}-{number}"
+        seen.add(unique)
+        out.append((unique, data, draw))
     return out
+
+
+def manifest(figures: list[Figure]) -> str:
+    """figures/figures.json: what each PNG shows and the digest of the data it was drawn from."""
+    return json.dumps({f.key: {"digest": f.digest, "title": f.title, "caption": f.caption, "alt": f.alt}
+                       for f in figures}, indent=1, sort_keys=True) + "\n"
+
+
+def _read_manifest(directory: Path | None) -> dict[str, Any]:
+    if directory is None:
+        return {}
+    try:
+        data = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # absent or damaged: every figure is drawn again
+    return data if isinstance(data, dict) else {}
+
+
+def _cached(directory: Path | None, entry: Any, key: str, digest: str) -> Figure | None:
+    if directory is None or not isinstance(entry, dict) or entry.get("digest") != digest:
+        return None
+    try:
+        png = (directory / f"{key}.png").read_bytes()
+    except OSError:
+        return None
+    if not png.startswith(b"\x89PNG"):
+        return None
+    return Figure(key, str(entry.get("title", "")), str(entry.get("caption", "")), str(entry.get("alt", "")), png,
+                  digest)
 
 
 def _best_mappings(results: Path, candidates: list[tuple[str, str]]) -> list[MappingMatrix]:
@@ -142,11 +187,11 @@ def _comparison_board(model: ReportModel) -> Board | None:
 # --------------------------------------------------------------------------------------------- drawing
 
 
-def _new_figure(width: float, height: float) -> Any:
+def _new_figure(width: float, height: float, layout: str | None = "constrained") -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure as MplFigure
 
-    figure = MplFigure(figsize=(width, height), dpi=DPI, layout="constrained")
+    figure = MplFigure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(figure)  # the Agg backend, without touching pyplot's global state
     return figure
 
@@ -290,20 +335,28 @@ def mapping_heatmap(m: MappingMatrix) -> Figure:
 
     values = np.array(m.values, dtype=float)
     n_rows, n_cols = values.shape
-    figure = _new_figure(min(14.0, 2.8 + 0.22 * n_cols), min(14.0, 1.6 + 0.2 * n_rows))
+    x_ticks, y_ticks = n_cols <= MAX_HEATMAP_TICKS, n_rows <= MAX_HEATMAP_TICKS
+    # Fixed margins from the label lengths instead of a layout engine: the heatmaps are the most numerous figures,
+    # and measuring every tick label for constrained layout costs a third of their drawing time.
+    char = 0.055  # inches per character of an x-small label
+    left = 0.6 + (char * max(map(len, m.sources)) if y_ticks else 0.0)
+    bottom = 0.6 + (char * max(map(len, m.targets)) if x_ticks else 0.0)
+    width, height = left + min(12.0, 0.22 * n_cols) + 0.3, bottom + min(12.0, 0.2 * n_rows) + 0.3
+    figure = _new_figure(width, height, layout=None)
+    figure.subplots_adjust(left=left / width, right=1 - 0.3 / width, bottom=bottom / height, top=1 - 0.3 / height)
     axes = figure.add_subplot()
     axes.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
-    if n_cols <= MAX_HEATMAP_TICKS:
+    if x_ticks:
         axes.set_xticks(range(n_cols), m.targets, rotation=90, fontsize="x-small")
-    if n_rows <= MAX_HEATMAP_TICKS:
+    if y_ticks:
         axes.set_yticks(range(n_rows), m.sources, fontsize="x-small")
     axes.set_xlabel(f"target class ({m.dataset})")
     axes.set_ylabel("source class")
-    key = f"mapping-{m.method}".replace("+", "-")
     title = f"Label mapping of {m.method} (best run)"
     caption = (f"{m.method} · {m.backbone} · {m.dataset} · seed {m.seed}, run {m.run_id} (the method's best run by "
                f"test accuracy): {m.description}.")
-    return Figure(_safe_key(key), title, caption, f"Label-mapping heatmap of run {m.run_id}", _png(figure))
+    return Figure(_safe_key(f"mapping-{m.method}"), title, caption, f"Label-mapping heatmap of run {m.run_id}",
+                  _png(figure))
 
 
 def _safe_key(key: str) -> str:
