@@ -33,6 +33,7 @@ MAX_HEATMAP_TICKS = 40  # class names on a heatmap axis; beyond that the axis is
 DPI = 100
 FIGURES_VERSION = "1"  # bump when a drawing changes, so cached figures are drawn again
 MANIFEST = "figures.json"
+MAPPING_PREFIX = "mapping-"  # keys of the label-mapping figures (the page puts them after the tables)
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ def build_figures(db_path: Path, model: ReportModel, run_ids: set[str] | None = 
         plans.append(("comparison", board, comparison))
         if board.has_references:
             plans.append(("paper-gap", board, paper_gap))
-    plans += [(_safe_key(f"mapping-{m.method}"), m, mapping_heatmap) for m in _best_mappings(results, candidates)]
+    for mapping in _best_mappings(results, candidates):
+        plans.append((_safe_key(f"{MAPPING_PREFIX}{mapping.method}"), mapping, mapping_heatmap))
     cache = _read_manifest(previous)
     figures = []
     for key, data, draw in _unique_keys(plans):
@@ -355,7 +357,7 @@ def mapping_heatmap(m: MappingMatrix) -> Figure:
     title = f"Label mapping of {m.method} (best run)"
     caption = (f"{m.method} · {m.backbone} · {m.dataset} · seed {m.seed}, run {m.run_id} (the method's best run by "
                f"test accuracy): {m.description}.")
-    return Figure(_safe_key(f"mapping-{m.method}"), title, caption, f"Label-mapping heatmap of run {m.run_id}",
+    return Figure(_safe_key(f"{MAPPING_PREFIX}{m.method}"), title, caption, f"Label-mapping heatmap of run {m.run_id}",
                   _png(figure))
 
 

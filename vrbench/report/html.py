@@ -85,6 +85,8 @@ def render_html(model: ReportModel, figures: list[Figure] | None = None) -> str:
     """The page; ``figures`` are embedded as data: URIs, so the file works offline and on its own."""
     import jinja2  # only the HTML format needs it
 
+    from vrbench.report.figures import MAPPING_PREFIX
+
     source = (resources.files("vrbench.report") / "templates" / TEMPLATE).read_text(encoding="utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return env.from_string(source).render(
@@ -95,5 +97,7 @@ def render_html(model: ReportModel, figures: list[Figure] | None = None) -> str:
                  "seed": "—" if r.seed is None else r.seed, "error": f.failed_error(r.error_type, r.first_line),
                  "run_id": r.run_id} for r in model.failed],
         footnotes=[f.footnote_text(ref, model.cited_metrics(ref)) for ref in model.footnotes],
-        how_to_read=f.how_to_read(model), figures=[_figure_view(fig) for fig in figures or ()],
+        how_to_read=f.how_to_read(model),
+        figures=[_figure_view(fig) for fig in figures or () if not fig.key.startswith(MAPPING_PREFIX)],
+        mappings=[_figure_view(fig) for fig in figures or () if fig.key.startswith(MAPPING_PREFIX)],
     )
