@@ -54,6 +54,9 @@ def _table(caption: str, label: str, tabular: list[str]) -> list[str]:
             *tabular, r"\end{table}", ""]
 
 
+PARTIAL_NOTE = r" A superscript $k/K$ marks an average over only $k$ of the $K$ datasets it should cover."
+
+
 def _sources(refs: Iterable[Reference]) -> str:
     papers = sorted({ref.paper for ref in refs})
     return tex("; ".join(papers))
@@ -86,6 +89,8 @@ def _board(board: Board, model: ReportModel, with_paper: bool) -> list[str]:
     align = "l" * (2 + len(model.group_by)) + "r" * (len(board.datasets) + 1)
     caption = (rf"Test accuracy (\%). {tex(board.caption)} "
                r"Mean$\pm$sample std over seeds; best per column in bold. " + tex(AVERAGE_NOTE))
+    if any(len(r.cells) < len(board.datasets) for r in board.rows):
+        caption += PARTIAL_NOTE
     if show_paper:
         caption += f" In parentheses: the published value ({_sources(_board_refs(board))})."
     elif with_paper and board.has_references:
@@ -126,6 +131,8 @@ def _prompt_table(table: PromptTable, model: ReportModel, with_paper: bool, labe
     align = "l" * keys + "r" * len(table.columns)
     caption = tex(table.caption) + r" Mean$\pm$sample std over seeds; best per column in bold"
     caption += " within each dataset." if table.name_header else "."
+    if any(v.over is not None for r in table.rows for v in r.values.values()):
+        caption += PARTIAL_NOTE
     if show_paper:
         caption += f" In parentheses: the published value ({_sources(table_refs(table))})."
     return _table(caption, label, _tabular(align, header, rows))
