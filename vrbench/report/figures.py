@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from vrbench.errors import ResultsError
 from vrbench.report.heatmap import MappingMatrix, mapping_matrix
-from vrbench.report.model import PROMPT_PROTOCOLS, Board, ReportModel, _dataset_key, _filter
+from vrbench.report.model import PROMPT_PROTOCOLS, Board, ReportModel, Row, _dataset_key, _filter
 from vrbench.report.references import PAPER_RULE
 from vrbench.store.db import check_schema, connect
 from vrbench.store.rundir import MAPPING, run_dir
@@ -267,6 +267,11 @@ def _legend_entries(figure: Any) -> tuple[list[Any], list[str]]:
     return [seen[label] for label in ordered], ordered
 
 
+def _label(row: Row) -> str:
+    """The row's name as the tables print it, with its --group-by values (two rows never share a label)."""
+    return " · ".join((row.label, *row.groups))
+
+
 def comparison(board: Board) -> Figure:
     """Per dataset, the methods' mean ± std under the board's rule; published values as black diamonds."""
     datasets = board.datasets
@@ -275,7 +280,7 @@ def comparison(board: Board) -> Figure:
                  for d in datasets]
     tallest = max(len(p) for p in per_panel)
     figure = _new_figure(4.6 * cols, (0.32 * tallest + 1.0) * rows + 0.3)
-    colours = _colours([r.label for r in board.rows])
+    colours = _colours([_label(r) for r in board.rows])
     any_ref = False
     for index, (dataset, ranked) in enumerate(zip(datasets, per_panel, strict=True)):
         axes = figure.add_subplot(rows, cols, index + 1)
@@ -283,13 +288,13 @@ def comparison(board: Board) -> Figure:
         y = list(range(len(ranked)))
         cells = [r.cells[dataset] for r in ranked]
         axes.barh(y, [c.mean for c in cells], xerr=[c.std or 0.0 for c in cells],
-                  color=[colours[r.label] for r in ranked], error_kw={"elinewidth": 1, "capsize": 2})
+                  color=[colours[_label(r)] for r in ranked], error_kw={"elinewidth": 1, "capsize": 2})
         refs = [(i, c.ref.value) for i, c in enumerate(cells) if c.ref is not None]
         if refs:
             any_ref = True
             axes.scatter([v for _, v in refs], [i for i, _ in refs], marker="D", color="black", s=18, zorder=3,
                          label="published")
-        axes.set_yticks(y, [r.label for r in ranked], fontsize="small")
+        axes.set_yticks(y, [_label(r) for r in ranked], fontsize="small")
         axes.set_title(dataset)
         axes.set_xlabel(f"test accuracy (%), {board.rule}")
         axes.set_xlim(0, 100)
@@ -324,7 +329,7 @@ def paper_gap(board: Board) -> Figure:
                 axes.text(j, i, f"{diffs[i, j]:+.1f}", ha="center", va="center", fontsize="small",
                           color="white" if abs(diffs[i, j]) > 0.6 * limit else "black")
     axes.set_xticks(range(len(datasets)), datasets, rotation=30, ha="right")
-    axes.set_yticks(range(len(rows)), [r.label for r in rows])
+    axes.set_yticks(range(len(rows)), [_label(r) for r in rows])
     figure.colorbar(image, ax=axes, label="ours − paper (accuracy points)")
     caption = (f"Our mean minus the published value under the {board.rule} rule, in accuracy points: blue above the "
                "paper, red below; blank where the paper has no value.")
