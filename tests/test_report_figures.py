@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import random
 import re
@@ -36,9 +37,16 @@ def cifar_run(root: Path, run_id: str, seed: int, final: float, method: str = "p
                        index_mapping(1000, [f"c{i}" for i in range(10)], rng))
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    root = tmp_path / "results"
+@pytest.fixture(scope="module")
+def html(db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The HTML report of ``db``, built once for the tests that only read it."""
+    return build_report(db, tmp_path_factory.mktemp("html") / "out", "html")
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared by the tests of this module, which only read it (a test that adds runs copies it first)."""
+    root = tmp_path_factory.mktemp("figures") / "results"
     write_suite_results(SMOKE, root)
     cifar_run(root, "00000000000000a1", 0, 60.0)
     cifar_run(root, "00000000000000a2", 1, 64.0)
@@ -50,13 +58,14 @@ def db(tmp_path: Path) -> Path:
 
 def embedded(page: str) -> dict[str, bytes]:
     """figure id -> the PNG bytes of its data: URI."""
-    found = re.findall(r'<figure id="fig-([a-z0-9-]+)">\s*<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    found = re.findall(r'<figure id="fig-([a-z0-9-]+)"[^>]*>\s*<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"',
+                       page)
     return {key: base64.b64decode(data) for key, data in found}
 
 
-def test_html_embeds_every_figure_and_writes_the_same_pngs(db: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    page = build_report(db, out, "html").read_text()
+def test_html_embeds_every_figure_and_writes_the_same_pngs(html: Path) -> None:
+    out = html.parent
+    page = html.read_text()
     figures = embedded(page)
     mappings = {f"mapping-padding-{m}" for m in ("rlm", "flm", "ilm", "blm", "blmpp")}
     assert {"learning-curves", "comparison", "paper-gap"} | mappings <= set(figures)
@@ -76,8 +85,8 @@ def test_figures_only_from_the_selected_runs(db: Path, tmp_path: Path) -> None:
     assert "00000000000000a2" not in page
 
 
-def test_tables_are_sortable_and_read_without_javascript(db: Path, tmp_path: Path) -> None:
-    page = build_report(db, tmp_path / "out", "html").read_text()
+def test_tables_are_sortable_and_read_without_javascript(db: Path, html: Path) -> None:
+    page = html.read_text()
     assert page.count('<table class="sortable">') == 2  # the two leaderboards (final, best_test)
     assert page.count("<script") == 1
     # the sort marks are drawn only once the script has run (class "js" on <html>)
@@ -91,8 +100,11 @@ def test_tables_are_sortable_and_read_without_javascript(db: Path, tmp_path: Pat
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
-def test_report_files_honour_the_umask(db: Path, tmp_path: Path, umask: int) -> None:
+def test_report_files_honour_the_umask(db: Path, html: Path, tmp_path: Path, umask: int) -> None:
     out = tmp_path / "out"
+    shutil.copytree(html.parent, out)  # unchanged figures are not drawn again, but every file is written anew
+    for path in out.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
     previous = os.umask(umask)
     try:
         build_report(db, out, "html")
@@ -163,6 +175,8 @@ def _build_in_fresh_process(db: Path, out: Path) -> bool:
 
 
 def test_unchanged_figures_are_read_back_not_drawn(db: Path, tmp_path: Path) -> None:
+    shutil.copytree(db.parent, tmp_path / "results")  # this test adds a run
+    db = tmp_path / "results" / db.name
     out = tmp_path / "out"
     assert _build_in_fresh_process(db, out)
     before = {p.name: p.read_bytes() for p in (out / "figures").glob("*.png")}
@@ -177,4 +191,6 @@ def test_unchanged_figures_are_read_back_not_drawn(db: Path, tmp_path: Path) -> 
     assert after["learning-curves.png"] != before["learning-curves.png"]
     assert after["mapping-padding-rlm.png"] == before["mapping-padding-rlm.png"]
     (out / "figures" / "figures.json").write_text("{not json")  # a damaged manifest: everything is drawn again
-    assert _build_in_fresh_process(db, out)
+    build_report(db, out, "html")
+    assert json.loads((out / "figures" / "figures.json").read_text()).keys() == {p.stem for p in
+                                                                               (out / "figures").glob("*.png")}
