@@ -8,6 +8,7 @@ Markdown report never pay for it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -116,10 +117,24 @@ def build_figures(db_path: Path, model: ReportModel, run_ids: set[str] | None = 
     cache = _read_manifest(previous)
     figures = []
     for key, data, draw in _unique_keys(plans):
-        digest = hashlib.sha256(f"{FIGURES_VERSION}\n{key}\n{data!r}".encode()).hexdigest()
+        digest = hashlib.sha256(f"{FIGURES_VERSION}\n{key}\n{_canonical(data)!r}".encode()).hexdigest()
         figure = _cached(previous, cache.get(key), key, digest)
         figures.append(figure or replace(draw(data), key=key, digest=digest))
     return figures
+
+
+def _canonical(data: Any) -> Any:
+    """``data`` as plain values with floats rounded to 6 decimals: DuckDB's parallel sums differ in the last bits
+    from one query to the next, and such noise must not count as changed data."""
+    if isinstance(data, float):
+        return round(data, 6)
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        return (type(data).__name__, *(_canonical(getattr(data, f.name)) for f in dataclasses.fields(data)))
+    if isinstance(data, dict):
+        return tuple((k, _canonical(v)) for k, v in data.items())
+    if isinstance(data, (list, tuple)):
+        return tuple(_canonical(v) for v in data)
+    return data
 
 
 def _unique_keys(plans: list[tuple[str, Any, Any]]) -> list[tuple[str, Any, Any]]:
