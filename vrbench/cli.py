@@ -35,7 +35,6 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 ResultsOpt = Annotated[Path, typer.Option("--results", "-r", help="results directory (run dirs + vrbench.duckdb)")]
 DEFAULT_RESULTS = Path("results")
-DB_NAME = "vrbench.duckdb"
 
 
 def data_root_from(option: Path | None) -> Path:
@@ -231,7 +230,7 @@ def _stopped_by_full_disk(summary, results: Path) -> int:
 
 
 def _ingest(results: Path, quiet: bool = False) -> None:
-    from vrbench.store.db import ingest
+    from vrbench.store.db import DB_NAME, ingest
 
     stats = ingest(results, results / DB_NAME)
     if quiet:
@@ -313,20 +312,24 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
 class Format(str, Enum):
     md = "md"
     html = "html"
+    latex = "latex"
 
 
 @app.command()
 def report(
     results: ResultsOpt = DEFAULT_RESULTS,
-    format: Annotated[Format, typer.Option("--format", "-f", help="md (for a README) or html")] = Format.md,
+    format: Annotated[Format, typer.Option(
+        "--format", "-f", help="md (for a README), html (figures, sortable tables) or latex (booktabs)")] = Format.md,
     out: Annotated[Path, typer.Option(help="output directory")] = Path("reports"),
     suite: Annotated[Path | None, typer.Option(help="only the jobs of this suite")] = None,
     paper: Annotated[str | None, typer.Option(help="reference table to compare with, e.g. ilm_vp_cvpr23")] = None,
     group_by: Annotated[str, typer.Option(help="extra row keys, e.g. device,precision")] = "",
     heatmap: Annotated[list[str] | None, typer.Option(help="draw this run's label mapping (HTML; repeatable)")] = None,
+    with_paper: Annotated[bool, typer.Option(help="LaTeX: the published value beside ours")] = False,
 ) -> None:
-    """Write the leaderboard (ours next to the published numbers) to reports/index.md or index.html."""
+    """Write the leaderboard (ours next to the published numbers) to reports/index.md, index.html or index.tex."""
     from vrbench.report import build_report
+    from vrbench.store.db import DB_NAME
 
     try:
         run_ids, reference_rows = None, None
@@ -340,7 +343,7 @@ def report(
         _ingest(results)
         keys = tuple(key.strip() for key in group_by.split(",") if key.strip())
         path = build_report(results / DB_NAME, out, fmt=format.value, run_ids=run_ids, paper=paper, group_by=keys,
-                            heatmaps=tuple(heatmap or ()), reference_rows=reference_rows)
+                            heatmaps=tuple(heatmap or ()), reference_rows=reference_rows, with_paper=with_paper)
     except VrbenchError as exc:
         raise _fail(exc) from None
     console.print(f"wrote {path}")

@@ -1,6 +1,7 @@
-"""Reports: leaderboards per selection rule, paper-vs-ours comparisons, failed runs (Markdown, HTML, CSV).
+"""Reports: leaderboards per selection rule, paper-vs-ours comparisons, failed runs (Markdown, HTML, LaTeX, CSV).
 
-Imports only duckdb, jinja2 (lazily, for HTML) and the standard library, so `vrbench report` answers quickly.
+Imports only duckdb and the standard library up front; jinja2 and matplotlib (figures) are imported when an HTML
+report is rendered, so `--help` and the Markdown report answer quickly. Never torch.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""``build_report``: read the index, build the report model, write index.md / index.html and cells.csv."""
+"""``build_report``: read the index, build the report model, write index.md / index.html / index.tex and cells.csv
+(and, for HTML, the figures as figures/*.png beside the page that embeds them)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,8 +24,10 @@ from vrbench.report.model import (
 from vrbench.report.prompt import PROMPT_RULE, build_prompt_sections, load_prompt_runs
 from vrbench.report.references import PAPER_RULE, check_paper
 from vrbench.store.db import check_schema, connect
+from vrbench.store.rundir import atomic_write_bytes, atomic_write_text
 
-FORMATS: dict[str, str] = {"md": "index.md", "html": "index.html"}
+FORMATS: dict[str, str] = {"md": "index.md", "html": "index.html", "latex": "index.tex"}
+FIGURES_DIR = "figures"
 
 
 def load_model(db_path: Path, run_ids: set[str] | None = None, paper: str | None = None,
@@ -106,52 +108,74 @@ def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Temp file + rename, so a reader (or a browser refresh) never sees half a report."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_figures(directory: Path, figures: list) -> None:
+    """The PNGs the page embeds, plus their manifest; PNGs of figures the report no longer has are removed."""
+    from vrbench.report.figures import MANIFEST, manifest
+
+    directory.mkdir(exist_ok=True)
+    for figure in figures:
+        atomic_write_bytes(directory / f"{figure.key}.png", figure.png)
+    keep = {f"{figure.key}.png" for figure in figures}
+    old = directory / MANIFEST
+    if old.exists():
+        import json
+
+        try:
+            for key in json.loads(old.read_text(encoding="utf-8")):
+                if re.fullmatch(r"[a-z0-9-]+", key) and f"{key}.png" not in keep:  # never a path elsewhere
+                    (directory / f"{key}.png").unlink(missing_ok=True)
+        except (OSError, ValueError, TypeError):
+            pass  # a damaged manifest only costs the clean-up
+    atomic_write_text(directory / MANIFEST, manifest(figures))
 
 
 def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str] | None = None,
                  paper: str | None = None, group_by: tuple[str, ...] = (), heatmaps: tuple[str, ...] = (),
-                 reference_rows: dict | None = None) -> Path:
-    """Write ``out_dir/index.md`` or ``out_dir/index.html`` (and ``cells.csv`` beside it, plus ``prompt_cells.csv``
-    when prompt-learning runs are selected); return the report path.
+                 reference_rows: dict | None = None, with_paper: bool = False) -> Path:
+    """Write ``out_dir/index.md``, ``index.html`` or ``index.tex`` (and ``cells.csv`` beside it, plus
+    ``prompt_cells.csv`` when prompt-learning runs are selected, and ``figures/*.png`` for HTML); return its path.
 
     ``run_ids`` restricts the report to those runs (e.g. one suite's jobs); ``paper`` (a reference CSV stem such
     as ``ilm_vp_cvpr23``) takes published values from that paper only; ``group_by`` adds row-key columns such as
     ``device`` or ``precision``; ``heatmaps`` lists run ids whose final label mapping the HTML page draws
-    (their run directories are looked up beside the database).
+    (their run directories are looked up beside the database); ``with_paper`` puts the published values beside
+    ours in the LaTeX tables (Markdown and HTML always show them). Files are written with the user's umask.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"Unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}.")
     if heatmaps and fmt != "html":
         raise ConfigError("label-mapping heatmaps are drawn in HTML reports: add --format html")
+    if with_paper and fmt != "latex":
+        raise ConfigError("--with-paper is for --format latex: Markdown and HTML reports always show the published "
+                          "values")
     model = load_model(Path(db_path), run_ids, paper, tuple(group_by), reference_rows)
+    figures = []
     if fmt == "html":
+        from vrbench.report.figures import build_figures
         from vrbench.report.html import render_html
 
-        text = render_html(model)
+        figures = build_figures(Path(db_path), model, run_ids, previous=Path(out_dir) / FIGURES_DIR)
+        text = render_html(model, figures)
         if heatmaps:
             from vrbench.report.heatmap import insert_heatmaps, render_heatmap
 
             text = insert_heatmaps(text, [render_heatmap(Path(db_path).parent, run_id) for run_id in heatmaps])
+    elif fmt == "latex":
+        from vrbench.report.latex import render_latex
+
+        text = render_latex(model, with_paper)
     else:
         text = render_markdown(model)
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / FORMATS[fmt]
-        _write_atomic(path, text)
-        _write_atomic(out_dir / "cells.csv", cells_csv(model))
+        if figures:
+            _write_figures(out_dir / FIGURES_DIR, figures)
+        atomic_write_text(path, text)
+        atomic_write_text(out_dir / "cells.csv", cells_csv(model))
         if model.prompt_sections:
-            _write_atomic(out_dir / "prompt_cells.csv", prompt_cells_csv(model))
+            atomic_write_text(out_dir / "prompt_cells.csv", prompt_cells_csv(model))
     except OSError as exc:
         raise ResultsError(f"Cannot write the report to {out_dir}: {exc.strerror or exc}. "
                            "Choose a writable directory with --out.") from exc

@@ -7,6 +7,7 @@ own maximum so every target's strongest sources stand out.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,26 @@ def _names(names: list[str] | None, count: int, prefix: str) -> list[str]:
     return list(names) if names and len(names) == count else [f"{prefix}{i}" for i in range(count)]
 
 
-def heatmap_view(results: Path, run_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class MappingMatrix:
+    """A run's final label mapping as rows of source classes by target classes, values in [0, 1]."""
+
+    run_id: str
+    method: str
+    backbone: str
+    dataset: str
+    seed: Any
+    targets: list[str]
+    sources: list[str]  # row names, "name (index)"
+    values: list[list[float]]  # rows x targets
+    titles: list[list[str]]  # hover text per cell ("" where nothing is mapped)
+    description: str
+    one_to_one: bool
+
+
+def mapping_matrix(results: Path, run_id: str) -> MappingMatrix:
+    """Read ``mapping.json`` of one run: one-to-one mappings as C chosen sources x C targets, matrices as their
+    strongest sources, each column scaled to its maximum."""
     directory = run_dir(results, run_id)
     try:
         exported = read_json(directory / MAPPING)
@@ -53,28 +73,38 @@ def heatmap_view(results: Path, run_id: str) -> dict[str, Any]:
     targets = _names(exported.get("classes"), exported["num_classes"], "class ")
     sources = _names(exported.get("source_classes"), exported["num_source"], "source ")
     mapping = exported["mapping"]
-    rows: list[dict[str, Any]] = []
-    if exported["kind"] == "index":
+    names: list[str] = []
+    values: list[list[float]] = []
+    titles: list[list[str]] = []
+    one_to_one = exported["kind"] == "index"
+    if one_to_one:
         for target_index, source in enumerate(mapping):
-            values = [{"alpha": 1.0 if c == target_index else 0.0,
-                       "title": f"{sources[source]} -> {targets[c]}" if c == target_index else ""}
-                      for c in range(len(targets))]
-            rows.append({"name": f"{sources[source]} ({source})", "cells": values})
+            names.append(f"{sources[source]} ({source})")
+            values.append([1.0 if c == target_index else 0.0 for c in range(len(targets))])
+            titles.append([f"{sources[source]} -> {targets[c]}" if c == target_index else ""
+                           for c in range(len(targets))])
         description = "one-to-one: each target is read from one source class"
     else:
         column_max = [max(abs(row[c]) for row in mapping) or 1.0 for c in range(len(targets))]
         strength = sorted(range(len(mapping)), key=lambda k: -max(abs(v) / m for v, m in zip(mapping[k], column_max,
                                                                                               strict=True)))
         for source in strength[:MAX_MATRIX_ROWS]:
-            values = [{"alpha": abs(mapping[source][c]) / column_max[c],
-                       "title": f"{sources[source]} -> {targets[c]}: {mapping[source][c]:.4g}"}
-                      for c in range(len(targets))]
-            rows.append({"name": f"{sources[source]} ({source})", "cells": values})
+            names.append(f"{sources[source]} ({source})")
+            values.append([abs(mapping[source][c]) / column_max[c] for c in range(len(targets))])
+            titles.append([f"{sources[source]} -> {targets[c]}: {mapping[source][c]:.4g}"
+                           for c in range(len(targets))])
         description = (f"weights of the {min(MAX_MATRIX_ROWS, len(mapping))} strongest of {len(mapping)} sources, "
                        "each column scaled to its maximum")
-    return {"run_id": run_id, "method": f"{config['input']}+{config['mapping']}", "backbone": config["backbone"],
-            "dataset": config["dataset"], "seed": config["seed"], "targets": targets, "rows": rows,
-            "description": description}
+    return MappingMatrix(run_id, f"{config['input']}+{config['mapping']}", config["backbone"], config["dataset"],
+                         config["seed"], targets, names, values, titles, description, one_to_one)
+
+
+def heatmap_view(results: Path, run_id: str) -> dict[str, Any]:
+    m = mapping_matrix(results, run_id)
+    rows = [{"name": name, "cells": [{"alpha": v, "title": t} for v, t in zip(vals, tits, strict=True)]}
+            for name, vals, tits in zip(m.sources, m.values, m.titles, strict=True)]
+    return {"run_id": run_id, "method": m.method, "backbone": m.backbone, "dataset": m.dataset, "seed": m.seed,
+            "targets": m.targets, "rows": rows, "description": m.description}
 
 
 def render_heatmap(results: Path, run_id: str) -> str:

@@ -1,16 +1,22 @@
-"""Render a ReportModel as one self-contained HTML page (inline CSS, no scripts, no external assets).
+"""Render a ReportModel as one self-contained HTML page: inline CSS, figures as data: URIs, and a few lines of
+inline JavaScript that sort and filter the tables (without it the tables read the same, unsorted). No external
+asset is ever referenced, so the page opens offline from a file.
 
 jinja2 autoescaping is on, so method or dataset names from run files cannot inject markup.
 """
 
 from __future__ import annotations
 
+import base64
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vrbench.report import formatting as f
 from vrbench.report.model import Board, ReportModel
 from vrbench.report.prompt import PromptSection, PromptTable, Value
+
+if TYPE_CHECKING:
+    from vrbench.report.figures import Figure
 
 TEMPLATE = "report.html.j2"
 
@@ -19,7 +25,7 @@ def _cell_view(board: Board, model: ReportModel, dataset: str, row: Any) -> dict
     cell = row.cells.get(dataset)
     if cell is None:
         return None
-    view = {"ours": f.ours(cell), "paper": "", "sign": "",
+    view = {"ours": f.ours(cell), "paper": "", "sign": "", "value": repr(cell.mean),
             "title": f"min {f.acc(cell.min)}, max {f.acc(cell.max)}, n={cell.n}"}
     if board.has_references:
         view["paper"] = f.paper(cell, board, model)
@@ -34,13 +40,14 @@ def _board_view(board: Board, model: ReportModel) -> dict[str, Any]:
     return {
         "rule": board.rule, "caption": board.caption, "datasets": board.datasets, "group_by": model.group_by,
         "rows": [{"label": row.label, "groups": row.groups, "average": f.average(row, board),
+                  "average_value": "" if row.average is None else repr(row.average),
                   "cells": [_cell_view(board, model, d, row) for d in board.datasets]} for row in board.rows],
         "notes": [f.AVERAGE_NOTE, *f.reference_notes(board, model.paper)],
     }
 
 
 def _value_view(table: PromptTable, model: ReportModel, value: Value, column: str) -> dict[str, str]:
-    view = {"ours": f.value_ours(value), "paper": "", "sign": "", "missing": "",
+    view = {"ours": f.value_ours(value), "paper": "", "sign": "", "missing": "", "value": repr(value.mean),
             "title": "HM of the Base and Novel seed means" if column == "HM" else "mean of the dataset means"}
     if value.cell is not None:
         view["title"] = f"min {f.acc(value.cell.min)}, max {f.acc(value.cell.max)}, n={value.cell.n}"
@@ -69,8 +76,16 @@ def _prompt_view(section: PromptSection, model: ReportModel) -> dict[str, Any]:
     return {"protocol": section.protocol, "title": section.title, "tables": tables}
 
 
-def render_html(model: ReportModel) -> str:
+def _figure_view(figure: Figure) -> dict[str, str]:
+    return {"key": figure.key, "title": figure.title, "caption": figure.caption, "alt": figure.alt,
+            "src": "data:image/png;base64," + base64.b64encode(figure.png).decode("ascii")}
+
+
+def render_html(model: ReportModel, figures: list[Figure] | None = None) -> str:
+    """The page; ``figures`` are embedded as data: URIs, so the file works offline and on its own."""
     import jinja2  # only the HTML format needs it
+
+    from vrbench.report.figures import MAPPING_PREFIX
 
     source = (resources.files("vrbench.report") / "templates" / TEMPLATE).read_text(encoding="utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -83,4 +98,6 @@ def render_html(model: ReportModel) -> str:
                  "run_id": r.run_id} for r in model.failed],
         footnotes=[f.footnote_text(ref, model.cited_metrics(ref)) for ref in model.footnotes],
         how_to_read=f.how_to_read(model),
+        figures=[_figure_view(fig) for fig in figures or () if not fig.key.startswith(MAPPING_PREFIX)],
+        mappings=[_figure_view(fig) for fig in figures or () if fig.key.startswith(MAPPING_PREFIX)],
     )

@@ -5,7 +5,7 @@ Imports only duckdb and the standard library, so `vrbench report` and `vrbench s
 
 from __future__ import annotations
 
-from vrbench.store.db import IngestStats, connect, ingest, query
+from vrbench.store.db import IngestStats, connect, ingest, is_current, query, refresh
 from vrbench.store.scan import Problem
 
-__all__ = ["IngestStats", "Problem", "connect", "ingest", "query"]
+__all__ = ["IngestStats", "Problem", "connect", "ingest", "is_current", "query", "refresh"]

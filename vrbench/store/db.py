@@ -22,6 +22,7 @@ from vrbench.store import schema
 from vrbench.store.diskfull import is_disk_full, out_of_space
 from vrbench.store.scan import Problem, RunRecord, scan_runs
 
+DB_NAME = "vrbench.duckdb"  # the index's file name inside a results directory, beside runs/
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?)(?:\. See also|$)")
 
 
@@ -196,6 +197,32 @@ def _mirror(results_root: Path, db_path: Path) -> IngestStats:
     finally:
         con.close()
     return stats
+
+
+def is_current(results_root: Path, db_path: Path) -> bool:
+    """Whether the index at ``db_path`` mirrors the run directories exactly, checked through a read-only
+    connection with the digests ingestion itself uses: nothing is parsed unless it changed, nothing is written."""
+    db_path = Path(db_path)
+    if not db_path.exists():
+        return False
+    con = connect(db_path, read_only=True)
+    try:
+        check_schema(con, db_path)
+        existing = dict(con.execute("SELECT run_id, source_digest FROM runs").fetchall())
+    except ResultsError:
+        return False
+    finally:
+        con.close()
+    scan = scan_runs(Path(results_root) / "runs", existing)
+    return not scan.records and not (set(existing) - scan.unchanged - scan.problem_run_ids)
+
+
+def refresh(results_root: Path, db_path: Path) -> IngestStats | None:
+    """Ingest only when the index is stale (or missing); None when it was already current, so readers that only
+    look never take DuckDB's write lock."""
+    if is_current(results_root, db_path):
+        return None
+    return ingest(results_root, db_path)
 
 
 def query(db_path: Path, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:

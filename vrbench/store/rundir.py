@@ -83,6 +83,11 @@ def remove_temporaries(directory: Path) -> list[Path]:
     return removed
 
 
+def atomic_write_bytes(path: Path, data: bytes, what: str | None = None) -> None:
+    """``atomic_write`` of ready bytes; the temp file is made by open(), so it gets the user's umask."""
+    atomic_write(path, lambda handle: handle.write(data), what)
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
