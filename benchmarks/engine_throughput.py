@@ -26,7 +26,8 @@ It prints images/s per phase (label-mapping pass, training, test) and seconds pe
 and checks that both loops made the same label mapping before epoch 1 and reached the same pattern after it. The
 pattern check is relative: NCHW and channels_last kernels round differently, and Adam's first steps are close to
 lr * sign(gradient), so a pixel whose gradient is rounding noise may step the other way; the learned change of the
-pattern must agree within 5 % (L2), which a different batch order or mapping misses by far.
+pattern must agree within 30 % (L2): one epoch of 19 batches gives about 20 % between the NCHW plain loop and
+the channels_last engine on the same batches, against 110 % when the batch order differs (measured).
 Per-epoch figures leave out each run's first epoch (it pays warm-up).
 """
 
@@ -56,7 +57,7 @@ from vrbench.store.rundir import write_config
 from vrbench.suite import parse_suite
 
 PHASES = ("mapping pass", "training", "test")
-PATTERN_TOLERANCE = 0.05  # |learned change (ours) - learned change (plain)| / |learned change (plain)|, L2
+PATTERN_TOLERANCE = 0.30  # |learned change (ours) - learned change (plain)| / |learned change (plain)|, L2
 
 
 # ------------------------------------------------------------------------------------------------ the plain loop
@@ -111,10 +112,13 @@ def plain_run(data: dict[str, Any], setting: dict[str, Any], estimate: Callable,
     test = TensorDataset(data["test"].images.float() / 255, data["test"].labels)
     batch = setting["batch_size"]
     classes = data["train"].num_classes
+    # Every DataLoader iteration draws a worker base seed; from a private generator, so the global RNG's next
+    # draw is the epoch's shuffle, as in the engine (which has no loaders).
+    private = torch.Generator().manual_seed(setting["seed"])
     for epoch in range(epochs):
         tick = time.perf_counter()
         outputs, labels = [], []
-        for x, y in DataLoader(train, batch_size=batch):  # the mapping pass
+        for x, y in DataLoader(train, batch_size=batch, generator=private):  # the mapping pass
             with torch.no_grad():
                 outputs.append(network(prompt(x)))
             labels.append(y)
@@ -123,7 +127,7 @@ def plain_run(data: dict[str, Any], setting: dict[str, Any], estimate: Callable,
         middle = time.perf_counter()
         prompt.train()
         order = torch.randperm(len(train))  # the engine's shuffle, drawn from the global RNG
-        for x, y in DataLoader(train, batch_size=batch, sampler=order.tolist()):
+        for x, y in DataLoader(train, batch_size=batch, sampler=order.tolist(), generator=private):
             optimizer.zero_grad()
             loss = F.cross_entropy(mapped(network(prompt(x))), y)
             loss.backward()
@@ -132,7 +136,7 @@ def plain_run(data: dict[str, Any], setting: dict[str, Any], estimate: Callable,
         trained = time.perf_counter()
         prompt.eval()
         correct = 0
-        for x, y in DataLoader(test, batch_size=batch):
+        for x, y in DataLoader(test, batch_size=batch, generator=private):
             with torch.no_grad():
                 correct += int((mapped(network(prompt(x))).argmax(1) == y).sum())
         done = time.perf_counter()

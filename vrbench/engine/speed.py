@@ -11,7 +11,7 @@
   That is the same function, but float rounding changes in the last bits (measured on EfficientNet-Lite0: logits
   differ by about 4e-5 at a logit scale of 10; tests/test_engine_speed.py holds it within 1e-4). Training
   amplifies such last-bit differences (ReLU6 clamps and Adam's sign-like first steps): the smoke suite's final
-  accuracies moved by up to 11 points with it, as they would between two machines. So it is OFF by default
+  final accuracies moved by up to 11 points with it, as they would between two machines. So it is OFF by default
   and ``VRBENCH_FOLD_BN=1`` turns it on (not part of the job hash, like the device; env.json records it).
 """
 
