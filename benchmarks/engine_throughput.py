@@ -1,51 +1,224 @@
-"""Throughput of vrbench's training loop, phase by phase, against the official ILM-VP loop's anchors.
+"""vrbench's training loop against a plain loop of the official ILM-VP script's shape, side by side in one process.
 
-Usage:  python benchmarks/engine_throughput.py [--canvas 96] [--train 600] [--test 360] [--repeats 3]
+Usage:  python benchmarks/engine_throughput.py [--repeats 3] [--epochs 3] [--levers] [--canvas 96] [--train 600]
+                                              [--test 360]
 
-It builds a real job (EfficientNet-Lite0 with its packaged weights, digits at 32 px padded into the canvas,
-padding VR + ILM, batch 32) through the same `Job` class the workers use, then times the three phases of an
-epoch: the label-mapping pass over the training set, the training pass and the test pass. The anchors are the
-official ILM-VP epoch loop measured on the same kind of machine (design.md: 185 / 78 / 211 img/s at a 96-px
-canvas), so the printed ratios say how much faster (>1) or slower (<1) vrbench's loop is.
+Both loops run the same task on the same data: EfficientNet-Lite0 with its packaged ImageNet weights, sklearn's
+digits at 32 px centred on a 96-px canvas (padding VR), the suite's fixed 600 train / 360 test subset, batch 32,
+Adam lr 0.01, the same seed and therefore the same shuffled batches. They alternate, run by run, so a machine that
+other processes load slows both alike; the figures are medians over the repetitions.
+
+- plain: written here after OPTML-Group/ILM-VP experiments/cnn/ilm_vp.py (lines 75-143) and
+  algorithms/flm_calculation.py: a DataLoader over in-memory float tensors, the NCHW eager model with
+  requires_grad_(False) and eval() (ilm_vp.py l.58-59), the padding prompt applied per batch (pad, add
+  sigmoid(program) * mask, normalise; models/visual_prompt.py), and each epoch a separate no-grad label-mapping
+  pass over the training set (the greedy frequency mapping), then training, then the test. CPU runs are fp32 (the
+  original's CUDA autocast and GradScaler do nothing on a CPU). Its TensorBoard logging and mapping plot are left
+  out, which only flatters it.
+  It runs with glibc's default allocator settings (the engine's keep_freed_memory is undone before each plain run).
+- vrbench: the real engine, `vrbench.engine.loop.Job.run()` on a run directory written as the workers get it, with
+  timers around its three phases (a subclass that calls the engine's own methods). BLM's fast edition
+  (`mapping_mode: fast`) runs beside faithful ILM.
+- with --levers, two more vrbench loops measure the levers one at a time: faithful ILM with glibc's default
+  allocator settings (keep_freed_memory off), and faithful ILM with BatchNorm folded (VRBENCH_FOLD_BN=1).
+
+It prints images/s per phase (label-mapping pass, training, test) and seconds per epoch for both, with the ratios,
+and checks that both loops made the same label mapping before epoch 1 and reached the same pattern after it. The
+pattern check is relative: NCHW and channels_last kernels round differently, and Adam's first steps are close to
+lr * sign(gradient), so a pixel whose gradient is rounding noise may step the other way; the learned change of the
+pattern must agree within 30 % (L2): one epoch of 19 batches gives about 20 % between the NCHW plain loop and
+the channels_last engine on the same batches, against 110 % when the batch order differs (measured).
+Per-epoch figures leave out each run's first epoch (it pays warm-up).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from vrbench.engine.loop import Job
-from vrbench.jobs import make_job
+from vrbench import mapping as lm
+from vrbench.backbones import BACKBONES
+from vrbench.engine.data import load_split
+from vrbench.engine.loop import Job, set_seed
+from vrbench.engine.speed import FOLD_ENV, keep_freed_memory
 from vrbench.store.rundir import write_config
 from vrbench.suite import parse_suite
 
-ANCHORS = {"mapping pass": 185.0, "training": 78.0, "test": 211.0}  # img/s, official ILM-VP loop, 96-px canvas
+PHASES = ("mapping pass", "training", "test")
+PATTERN_TOLERANCE = 0.30  # |learned change (ours) - learned change (plain)| / |learned change (plain)|, L2
 
 
-def build_job(directory: Path, canvas: int, train: int, test: int, threads: int | None) -> Job:
+# ------------------------------------------------------------------------------------------------ the plain loop
+class PlainPrompt(nn.Module):
+    """The original's expansive prompt: pad the image with zeros, add sigmoid(program) on the border, normalise."""
+
+    def __init__(self, image_size: int, canvas: int, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.before, self.after = int((canvas - image_size + 1) / 2), int((canvas - image_size) / 2)
+        pad = (self.before, self.after, self.before, self.after)
+        self.program = nn.Parameter(torch.zeros(3, canvas, canvas))
+        self.register_buffer("mask", F.pad(torch.zeros(3, image_size, image_size), pad, value=1.0))
+        self.register_buffer("mean", torch.tensor(mean).view(3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (self.before, self.after, self.before, self.after), value=0)
+        x = x + torch.sigmoid(self.program) * self.mask
+        return (x - self.mean) / self.std
+
+
+def plain_ilm(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The greedy one-to-one frequency mapping, written from flm_calculation.py (target c reads source pi[c])."""
+    counts = F.one_hot(logits.argmax(-1), logits.shape[1])
+    dist = torch.stack([counts[labels == c].sum(0) for c in range(num_classes)], dim=1)
+    pi = torch.zeros(num_classes, dtype=torch.int64)
+    for _ in range(num_classes):
+        where = int(dist.flatten().argmax())
+        source, target = divmod(where, num_classes)
+        pi[target] = source
+        dist[source, :] = -1
+        dist[:, target] = -1
+    return pi
+
+
+def _applier(mapping: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    return (lambda z: z[:, mapping]) if mapping.dim() == 1 else (lambda z: z @ mapping)
+
+
+def plain_run(data: dict[str, Any], setting: dict[str, Any], estimate: Callable, epochs: int,
+              times: dict[str, list[float]], record: dict[str, Any]) -> None:
+    """The original loop shape; appends per-phase rates and epoch seconds to `times`, the checks to `record`."""
+    keep_freed_memory(False)
+    set_seed(setting["seed"])
+    info = BACKBONES.get("efficientnet_lite0")
+    network = info.load()  # built after the seed, as the engine does, so the shuffles draw from the same RNG state
+    network.requires_grad_(False)
+    network.eval()
+    prompt = PlainPrompt(setting["image_size"], setting["canvas"], info.mean, info.std)
+    optimizer = torch.optim.Adam(prompt.parameters(), lr=setting["lr"])
+    train = TensorDataset(data["train"].images.float() / 255, data["train"].labels)
+    test = TensorDataset(data["test"].images.float() / 255, data["test"].labels)
+    batch = setting["batch_size"]
+    classes = data["train"].num_classes
+    # Every DataLoader iteration draws a worker base seed; from a private generator, so the global RNG's next
+    # draw is the epoch's shuffle, as in the engine (which has no loaders).
+    private = torch.Generator().manual_seed(setting["seed"])
+    for epoch in range(epochs):
+        tick = time.perf_counter()
+        outputs, labels = [], []
+        for x, y in DataLoader(train, batch_size=batch, generator=private):  # the mapping pass
+            with torch.no_grad():
+                outputs.append(network(prompt(x)))
+            labels.append(y)
+        mapping = estimate(torch.cat(outputs).float(), torch.cat(labels), classes)
+        mapped = _applier(mapping)
+        middle = time.perf_counter()
+        prompt.train()
+        order = torch.randperm(len(train))  # the engine's shuffle, drawn from the global RNG
+        for x, y in DataLoader(train, batch_size=batch, sampler=order.tolist(), generator=private):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(mapped(network(prompt(x))), y)
+            loss.backward()
+            optimizer.step()
+            loss.item()
+        trained = time.perf_counter()
+        prompt.eval()
+        correct = 0
+        for x, y in DataLoader(test, batch_size=batch, generator=private):
+            with torch.no_grad():
+                correct += int((mapped(network(prompt(x))).argmax(1) == y).sum())
+        done = time.perf_counter()
+        times["mapping pass"].append(len(train) / (middle - tick))
+        times["training"].append(len(train) / (trained - middle))
+        times["test"].append(len(test) / (done - trained))
+        if epoch > 0:
+            times["epoch seconds"].append(done - tick)
+        if epoch == 0:
+            record["mapping"] = mapping.clone()
+            record["pattern"] = torch.sigmoid(prompt.program.detach()).clone()
+    record["accuracy"] = 100.0 * correct / len(test)
+
+
+# ------------------------------------------------------------------------------------------------ vrbench's loop
+class TimedJob(Job):
+    """The engine's Job with timers around its phases; every call goes to the engine's own method."""
+
+    def __init__(self, directory: Path, times: dict[str, list[float]], record: dict[str, Any]) -> None:
+        super().__init__(directory)
+        self.times, self.record = times, record
+
+    def collect_train_logits(self):
+        tick = time.perf_counter()
+        out = super().collect_train_logits()
+        self.times["mapping pass"].append(len(self.splits.train) / (time.perf_counter() - tick))
+        return out
+
+    def epoch_start(self, epoch: int) -> None:
+        super().epoch_start(epoch)
+        if epoch == 0:
+            self.record["mapping"] = self.mapping.mapping.clone()
+
+    def train_epoch(self, epoch: int):
+        tick = time.perf_counter()
+        out = super().train_epoch(epoch)
+        self.times["training"].append(len(self.splits.train) / (time.perf_counter() - tick))
+        if epoch == 0:
+            self.record["pattern"] = torch.sigmoid(self.input.program.detach()).clone()
+        return out
+
+    def evaluate(self, images):
+        tick = time.perf_counter()
+        out = super().evaluate(images)
+        self.times["test"].append(len(images) / (time.perf_counter() - tick))
+        return out
+
+
+class DefaultAllocatorJob(TimedJob):
+    """The lever measured alone: the engine with glibc's default allocator settings."""
+
+    def setup(self) -> None:
+        keep_freed_memory(False)
+        super().setup()
+
+
+def vrbench_run(directory: Path, setting: dict[str, Any], mapping: str, mode: str, epochs: int,
+                threads: int, times: dict[str, list[float]], record: dict[str, Any], fold: bool = False,
+                job_class: type[TimedJob] = TimedJob) -> None:
     suite = parse_suite(f"""
 name: bench
-grid: {{input: padding, mapping: ilm, backbone: efficientnet_lite0, dataset: digits, seed: 0}}
-defaults: {{epochs: 1, batch_size: 32, subset: {{train: {train}, test: {test}}}, canvas: {canvas}}}
+grid: {{input: padding, mapping: {mapping}, backbone: efficientnet_lite0, dataset: digits, seed: {setting['seed']}}}
+defaults: {{epochs: {epochs}, batch_size: {setting['batch_size']}, lr: {setting['lr']}, milestones: [],
+           subset: {{train: {setting['train']}, test: {setting['test']}}}, mapping_mode: {mode}}}
+overrides: [{{match: {{dataset: digits}}, set: {{image_size: {setting['image_size']}, canvas: {setting['canvas']}}}}}]
 """)
     spec = suite.jobs[0]
-    job = make_job(spec.config, spec.selection)
-    run = directory / job.run_id
-    write_config(run, job.run_id, job.method, job.config, {"device": "cpu", "threads": threads})
-    built = Job(run)
-    built.build()
-    return built
+    run = directory / f"{spec.run_id}-{time.monotonic_ns()}"
+    write_config(run, spec.run_id, spec.method, spec.config, {"device": "cpu", "threads": threads})
+    job = job_class(run, times, record)
+    os.environ[FOLD_ENV] = "1" if fold else "0"
+    try:
+        result = job.run()
+    finally:
+        os.environ.pop(FOLD_ENV)
+    times["epoch seconds"].extend(row["seconds"] for row in job.history[1:])
+    record["accuracy"] = result["final_acc"]
 
 
-def timed(function) -> float:
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
+# ------------------------------------------------------------------------------------------------------- driver
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
 
 
 def main() -> None:
@@ -53,25 +226,70 @@ def main() -> None:
     parser.add_argument("--canvas", type=int, default=96)
     parser.add_argument("--train", type=int, default=600)
     parser.add_argument("--test", type=int, default=360)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run (the first is left out per epoch)")
+    parser.add_argument("--levers", action="store_true", help="also time vrbench with each lever switched alone")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds of all loops")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    setting = {"seed": 0, "lr": 0.01, "batch_size": 32, "image_size": 32, "canvas": args.canvas,
+               "train": args.train, "test": args.test}
+    config = {"dataset": "digits", "subset": {"train": args.train, "test": args.test}}
+    data = {split: load_split(config, split, 32, None) for split in ("train", "test")}
+    loops: dict[str, Callable[[Path, dict, dict], None]] = {
+        "plain ILM": lambda d, t, r: plain_run(data, setting, plain_ilm, args.epochs, t, r),
+        "vrbench ILM": lambda d, t, r: vrbench_run(d, setting, "ilm", "faithful", args.epochs, args.threads, t, r),
+        "vrbench BLM fast": lambda d, t, r: vrbench_run(d, setting, "blm", "fast", args.epochs, args.threads, t, r),
+    }
+    if args.levers:
+        loops["ILM default malloc"] = lambda d, t, r: vrbench_run(d, setting, "ilm", "faithful", args.epochs,
+                                                                  args.threads, t, r, job_class=DefaultAllocatorJob)
+        loops["ILM folded BN"] = lambda d, t, r: vrbench_run(d, setting, "ilm", "faithful", args.epochs,
+                                                             args.threads, t, r, fold=True)
+    times: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in loops}
+    records: dict[str, dict[str, Any]] = {name: {} for name in loops}
+    blm_plain: dict[str, Any] = {}
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        job = build_job(Path(tmp), args.canvas, args.train, args.test, args.threads)
-        job.mapping.on_epoch_start(0, job.collect_train_logits)  # warm-up and a first mapping
-        phases = {
-            "mapping pass": (lambda: job.collect_train_logits(), args.train),
-            "training": (lambda: job.train_epoch(0), args.train),
-            "test": (lambda: job.evaluate(job.splits.test), args.test),
-        }
-        print(f"EfficientNet-Lite0, digits 32 px on a {args.canvas}-px canvas, batch 32, "
-              f"{torch.get_num_threads()} threads, torch {torch.__version__}")
-        print(f"{'phase':<14}{'img/s (median)':>16}{'anchor':>10}{'ratio':>8}")
-        for name, (function, images) in phases.items():
-            rates = [images / timed(function) for _ in range(args.repeats)]
-            rate = statistics.median(rates)
-            anchor = ANCHORS[name]
-            print(f"{name:<14}{rate:>16.1f}{anchor:>10.1f}{rate / anchor:>8.2f}")
+        for round_ in range(args.repeats):
+            names = list(loops) if round_ % 2 == 0 else list(reversed(loops))
+            for name in names:
+                loops[name](Path(tmp), times[name], records[name])
+                print(f"round {round_ + 1}/{args.repeats} {name}: {median(times[name]['epoch seconds']):.2f} s/epoch "
+                      f"so far", flush=True)
+        # The check of BLM's fast edition: its first epoch must equal the plain loop's with BLM's estimate.
+        plain_run(data, setting, lambda z, y, c: lm.blm(z, y, c, lap=1.0), 1, defaultdict(list), blm_plain)
+    load = (*load, *os.getloadavg())
+
+    print(f"\nEfficientNet-Lite0, digits 32 px on a {args.canvas}-px canvas, {args.train} train / {args.test} test, "
+          f"batch 32, {args.threads} threads, torch {torch.__version__}; {args.repeats} alternating rounds of "
+          f"{args.epochs} epochs; load average before {load[0]:.2f}, after {load[3]:.2f} (1 min)")
+    plain = {key: median(values) for key, values in times["plain ILM"].items()}
+    header = f"{'loop':<19}" + "".join(f"{phase + ' img/s':>20}" for phase in PHASES) + f"{'s/epoch':>10}"
+    print(header)
+    for name in loops:
+        row = {key: median(values) for key, values in times[name].items()}
+        cells = "".join(f"{row.get(phase, float('nan')):>20.1f}" for phase in PHASES)
+        print(f"{name:<19}{cells}{row['epoch seconds']:>10.2f}")
+        if name != "plain ILM":
+            ratios = "".join(f"{row.get(phase, float('nan')) / plain[phase]:>19.2f}x" for phase in PHASES)
+            print(f"{'  ratio to plain':<19}{ratios}{plain['epoch seconds'] / row['epoch seconds']:>9.2f}x")
+    print("\nchecks after one epoch (same seed, same batches):")
+    check("vrbench ILM vs plain ILM", records["vrbench ILM"], records["plain ILM"])
+    check("vrbench BLM fast vs plain BLM", records["vrbench BLM fast"], blm_plain)
+    if args.levers:
+        check("ILM folded BN vs plain ILM", records["ILM folded BN"], records["plain ILM"])
+
+
+def check(name: str, ours: dict[str, Any], plain: dict[str, Any]) -> None:
+    same_mapping = (torch.equal(ours["mapping"], plain["mapping"]) if ours["mapping"].dim() == 1
+                    else torch.allclose(ours["mapping"], plain["mapping"], rtol=1e-5, atol=1e-7))
+    gap = (ours["pattern"] - plain["pattern"]).abs().max().item()
+    learned = (plain["pattern"] - 0.5).norm().item()  # the pattern starts at sigmoid(0) = 0.5
+    relative = (ours["pattern"] - plain["pattern"]).norm().item() / learned
+    verdict = "within" if relative <= PATTERN_TOLERANCE else "OUTSIDE"
+    print(f"  {name}: same mapping {same_mapping}; learned pattern change differs by {100 * relative:.2f} % (L2, "
+          f"{verdict} {100 * PATTERN_TOLERANCE:g} %), max pixel difference {gap:.1e}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from vrbench.engine.data import prepare_splits
 from vrbench.engine.device import DevicePlan, select_device
 from vrbench.engine.environment import describe_environment
 from vrbench.engine.progress import ProgressFile
+from vrbench.engine.speed import fold_batchnorm, fold_enabled, keep_freed_memory
 from vrbench.errors import ResultsError
 from vrbench.methods import INPUTS, MAPPINGS
 from vrbench.methods.base import ParamGroup
@@ -73,6 +74,7 @@ class Job:
     def build(self) -> None:
         c = self.config
         self.plan: DevicePlan = select_device(self.runtime.get("device", "auto"), self.runtime.get("threads"))
+        keep_freed_memory()  # each batch reuses the last one's pages instead of faulting fresh ones in (speed.py)
         environment = describe_environment(self.plan)
         # where this job's plugin entries come from (as hashed), and every plugin this process loaded or skipped
         environment["plugins"] = {"job": c.get("plugins", {}), **plugin_inventory()}
@@ -80,6 +82,8 @@ class Job:
         self.progress.update(force=True, phase="loading backbone", epoch=0, epochs=c.get("epochs", 0))
         set_seed(c["seed"])
         self.setup()
+        if getattr(self, "folded_batchnorm", 0):  # a kernel choice that moves the last bits (engine/speed.py)
+            atomic_write_json(self.directory / ENV, {**environment, "folded_batchnorm": self.folded_batchnorm})
         self.optimizers = [_optimizer(g) for g in self.groups]
         self.schedulers = [self._scheduler(optimizer, group) for optimizer, group in zip(self.optimizers, self.groups,
                                                                                           strict=True)]
@@ -94,6 +98,9 @@ class Job:
     # transformation plus a label mapping on a frozen classifier), vrbench.engine.clip_job the CLIP prompt learners.
     drop_last = False  # the VR papers' loaders keep the last partial batch
     test_each_epoch = True  # the VR papers test every epoch (best_test); prompt learners only at the end
+    # The mapping and test passes under inference_mode: no_grad's kernels without autograd's bookkeeping. VR on
+    # convnets only; CLIP heads and prompt learners keep no_grad (a tensor made there may later meet autograd).
+    inference_mode_passes = False
 
     def setup(self) -> None:
         """Build the model, the data and self.groups (the optimizer groups)."""
@@ -125,6 +132,11 @@ class Job:
         backbone_params = self.input.backbone_parameters(self.model) if self.trains_backbone else []
         for param in backbone_params:
             param.requires_grad_(True)
+        self.folded_batchnorm = 0
+        if not self.trains_backbone and not self.backbone_info.is_clip and fold_enabled():
+            model, self.folded_batchnorm = fold_batchnorm(self.model)  # opt-in: VRBENCH_FOLD_BN=1 (speed.py)
+            self.model = model.to(device, memory_format=torch.channels_last).requires_grad_(False)
+        self.inference_mode_passes = not self.backbone_info.is_clip
         if not self.backbone_info.is_clip:
             self._load_data()
         params = {name: c[name] for name in mapping_info.params}
@@ -242,27 +254,30 @@ class Job:
             return torch.autocast(self.plan.device.type, dtype=self.plan.autocast_dtype)
         return contextlib.nullcontext()
 
+    def inference(self):
+        return torch.inference_mode() if self.inference_mode_passes else torch.no_grad()
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(self.input(x).contiguous(memory_format=torch.channels_last))
 
-    @torch.no_grad()
     def collect_train_logits(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The mapping pass: the model over the whole training split through the training pipeline (with its
         augmentation, as the originals' train loader), fp32, input module in whatever mode it is in."""
         self.progress.update(force=True, phase="label mapping")
         self.model.eval()
         outputs, labels = [], []
-        for x, y in self._batches(self.splits.train, train=True):
-            outputs.append(self.logits(x).float().cpu())
-            labels.append(y.cpu())
-        return torch.cat(outputs), torch.cat(labels)
+        with self.inference():
+            for x, y in self._batches(self.splits.train, train=True):
+                outputs.append(self.logits(x).float().cpu())
+                labels.append(y.cpu())
+            return torch.cat(outputs), torch.cat(labels)
 
-    @torch.no_grad()
     def evaluate(self, images: ImageSet) -> float:
         self.set_mode(False)
         correct = 0
-        for x, y in self._batches(images, train=False):
-            correct += (self.predict(x).argmax(1) == y).sum().item()
+        with self.inference():
+            for x, y in self._batches(images, train=False):
+                correct += (self.predict(x).argmax(1) == y).sum().item()
         return 100.0 * correct / len(images)
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
