@@ -79,4 +79,5 @@ class DatasetInfo:
         return None if self.folder is None else Path(data_root) / self.folder
 
 
-DATASETS: Registry[DatasetInfo] = Registry("dataset", paths=("loader", "lister"))
+DATASETS: Registry[DatasetInfo] = Registry("dataset", paths=("loader", "lister"), group="vrbench.datasets",
+                                           entry_type=DatasetInfo)
