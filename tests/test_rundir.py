@@ -361,3 +361,20 @@ def test_set_aside_twice_keeps_both_files(tmp_path: Path):
 def test_run_dir_rejects_a_trailing_newline(tmp_path: Path):
     with pytest.raises(ResultsError):
         run_dir(tmp_path, "7d64104a22fea310\n")
+
+
+def test_remove_temporaries_keeps_a_live_writers_file(tmp_path) -> None:
+    """A worker clears leftovers of killed writes at start, but not the launcher's claim update in progress."""
+    import os
+    import subprocess
+
+    from vrbench.store.rundir import remove_temporaries
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = tmp_path / f".claim.json.{os.getppid()}.abcd1234.tmp"
+    leftover = tmp_path / f".checkpoint.pt.{dead.pid}.abcd1234.tmp"
+    live.write_text("{}")
+    leftover.write_text("x")
+    assert remove_temporaries(tmp_path) == [leftover]
+    assert live.exists() and not leftover.exists()

@@ -78,9 +78,28 @@ def remove_temporaries(directory: Path) -> list[Path]:
     """Delete the temp files of writes that a killed process could not finish (only the run's owner may)."""
     removed = []
     for path in Path(directory).glob(f".*{TEMPORARY_SUFFIX}"):
+        if _writer_alive(path):  # e.g. the launcher updating claim.json while its worker starts: not a leftover
+            continue
         path.unlink(missing_ok=True)
         removed.append(path)
     return removed
+
+
+def _writer_alive(temporary: Path) -> bool:
+    """Whether the process named in a temp file's name (``.<name>.<pid>.<hex><suffix>``) is still running."""
+    parts = temporary.name[: -len(TEMPORARY_SUFFIX)].split(".")
+    if len(parts) < 3 or not parts[-2].isdigit():
+        return False
+    pid = int(parts[-2])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def atomic_write_bytes(path: Path, data: bytes, what: str | None = None) -> None:
