@@ -91,15 +91,7 @@ def _writer_alive(temporary: Path) -> bool:
     if len(parts) < 3 or not parts[-2].isdigit():
         return False
     pid = int(parts[-2])
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid != os.getpid() and pid_alive(pid)
 
 
 def atomic_write_bytes(path: Path, data: bytes, what: str | None = None) -> None:
