@@ -229,11 +229,13 @@ def _stopped_by_full_disk(summary, results: Path) -> int:
     return 1
 
 
-def _ingest(results: Path, quiet: bool = False) -> None:
-    from vrbench.store.db import DB_NAME, ingest
+def _ingest(results: Path, quiet: bool = False, only_if_stale: bool = False) -> None:
+    """Bring the index up to date with the run directories; ``only_if_stale``: a read-only check first, and no
+    ingestion (nor DuckDB's write lock) when the index is already current."""
+    from vrbench.store.db import DB_NAME, ingest, refresh
 
-    stats = ingest(results, results / DB_NAME)
-    if quiet:
+    stats = refresh(results, results / DB_NAME) if only_if_stale else ingest(results, results / DB_NAME)
+    if quiet or stats is None:
         return
     console.print(f"indexed in {results / DB_NAME}: {stats.summary()}", highlight=False)
     for problem in stats.problems:  # damaged files are reported, never deleted
@@ -340,7 +342,7 @@ def report(
             run_ids = {job.run_id for job in loaded.jobs}
             paper = paper or loaded.reference.get("paper")
             reference_rows = loaded.reference.get("rows")
-        _ingest(results)
+        _ingest(results, only_if_stale=True)
         keys = tuple(key.strip() for key in group_by.split(",") if key.strip())
         path = build_report(results / DB_NAME, out, fmt=format.value, run_ids=run_ids, paper=paper, group_by=keys,
                             heatmaps=tuple(heatmap or ()), reference_rows=reference_rows, with_paper=with_paper)

@@ -61,7 +61,7 @@ class Results:
     def runs(self, status: str | None = "done", **where: Any) -> pd.DataFrame:
         """One row per finished run (``status=None`` for done and failed), without the index's bookkeeping
         columns; ``where`` filters on method, backbone, dataset, seed or protocol."""
-        columns = [c for c in RUN_COLUMNS if c not in ("ingested_at", "source_digest")]
+        columns = [c for c in RUN_COLUMNS if c not in ("ingested_at", "source_digest", "source_stat")]
         clause, params = _where({"status": status, **where}, prefix="")
         return self.sql(f"SELECT {', '.join(columns)} FROM runs WHERE {clause} ORDER BY {', '.join(_RUN_KEYS)}, "
                         "run_id", params)

@@ -32,7 +32,7 @@ MAX_LINES = 10  # methods per learning-curve panel and per comparison panel (the
 MAX_HEATMAPS = 12  # methods whose best run's mapping is drawn
 MAX_HEATMAP_TICKS = 40  # class names on a heatmap axis; beyond that the axis is left unlabelled
 DPI = 100
-FIGURES_VERSION = "1"  # bump when a drawing changes, so cached figures are drawn again
+FIGURES_VERSION = "2"  # bump when a drawing changes, so cached figures are drawn again
 MANIFEST = "figures.json"
 MAPPING_PREFIX = "mapping-"  # keys of the label-mapping figures (the page puts them after the tables)
 
@@ -60,21 +60,39 @@ class CurvePoint:
 Curves = dict[str, dict[str, list[CurvePoint]]]  # dataset -> row label -> points by epoch
 
 
-def load_curves(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None) -> Curves:
-    """Test accuracy per epoch, mean and sample std over seeds, per (method · backbone, dataset): leaderboard runs
-    only (prompt-learning runs train on other class subsets than they test)."""
+def _curve_rows_sql(run_ids: set[str] | None) -> tuple[str, list[Any]]:
+    """Test accuracy per epoch, mean and sample std over seeds (rounded to 6 decimals: DuckDB's parallel sums
+    differ in the last bits from one query to the next), per (dataset, method · backbone): leaderboard runs only
+    (prompt-learning runs train on other class subsets than they test)."""
     where, params = _filter(run_ids, "r.run_id")
-    rows = con.execute(
-        f"""SELECT r.dataset, r.method || ' · ' || r.backbone, e.epoch, count(*), avg(e.test_acc),
-                   stddev_samp(e.test_acc)
-            FROM epochs e JOIN runs r ON r.run_id = e.run_id
-            WHERE r.status = 'done' AND e.test_acc IS NOT NULL
-              AND (r.protocol IS NULL OR NOT list_contains(?, r.protocol)) AND {where}
-            GROUP BY ALL ORDER BY ALL""", [list(PROMPT_PROTOCOLS), *params]).fetchall()
+    sql = f"""SELECT r.dataset AS dataset, r.method || ' · ' || r.backbone AS label, e.epoch AS epoch, count(*) AS n,
+                     round(avg(e.test_acc), 6) AS mean, round(stddev_samp(e.test_acc), 6) AS std
+              FROM epochs e JOIN runs r ON r.run_id = e.run_id
+              WHERE r.status = 'done' AND e.test_acc IS NOT NULL
+                AND (r.protocol IS NULL OR NOT list_contains(?, r.protocol)) AND {where}
+              GROUP BY ALL"""
+    return sql, [list(PROMPT_PROTOCOLS), *params]
+
+
+def load_curves(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None) -> Curves:
+    """The learning curves of the leaderboard runs (see _curve_rows_sql), by dataset and row label."""
+    sql, params = _curve_rows_sql(run_ids)
     curves: Curves = {}
-    for dataset, label, epoch, n, mean, std in rows:
+    for dataset, label, epoch, n, mean, std in con.execute(f"{sql} ORDER BY ALL", params).fetchall():
         curves.setdefault(dataset, {}).setdefault(label, []).append(CurvePoint(epoch, n, mean, std))
-    return curves  # plain dicts: their repr (the cache digest) is the data and nothing else
+    return curves
+
+
+def curves_fingerprint(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None) -> tuple[int, str]:
+    """(number of curve points, a digest of all of them), computed inside DuckDB: a report whose learning curves
+    are unchanged learns so without fetching 60,000 points into Python (10,000 runs of 130 epochs)."""
+    sql, params = _curve_rows_sql(run_ids)
+    count, digest = con.execute(
+        f"""SELECT count(*), md5(coalesce(string_agg(concat_ws('|', dataset, label, epoch, n, mean,
+                                                             coalesce(CAST(std AS VARCHAR), '-')),
+                                                   chr(10) ORDER BY dataset, label, epoch), ''))
+            FROM ({sql})""", params).fetchone()
+    return count, digest
 
 
 def best_runs(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None) -> list[tuple[str, str]]:
@@ -96,44 +114,65 @@ def build_figures(db_path: Path, model: ReportModel, run_ids: set[str] | None = 
     changed since is read back from it instead of drawn again, so re-running a report over the same runs does not
     pay for matplotlib at all.
     """
+    cache = _read_manifest(previous)
     con = connect(db_path, read_only=True)
     try:
         check_schema(con, db_path)
-        curves = load_curves(con, run_ids)
+        points, curves_digest = curves_fingerprint(con, run_ids)
+        curves_digest = _digest("learning-curves", curves_digest)
+        curves_cached = _cached(previous, cache.get("learning-curves"), "learning-curves", curves_digest)
+        curves = load_curves(con, run_ids) if points and curves_cached is None else {}
         candidates = best_runs(con, run_ids)
     finally:
         con.close()
     results = Path(db_path).parent
     board = _comparison_board(model)
+    figures = []
+    if points:
+        figures.append(curves_cached or replace(learning_curves(curves), key="learning-curves", digest=curves_digest))
     plans: list[tuple[str, Any, Callable[[Any], Figure]]] = []
-    if curves:
-        plans.append(("learning-curves", curves, learning_curves))
     if board is not None:
         plans.append(("comparison", board, comparison))
         if board.has_references:
             plans.append(("paper-gap", board, paper_gap))
     for mapping in _best_mappings(results, candidates):
         plans.append((_safe_key(f"{MAPPING_PREFIX}{mapping.method}"), mapping, mapping_heatmap))
-    cache = _read_manifest(previous)
-    figures = []
     for key, data, draw in _unique_keys(plans):
-        digest = hashlib.sha256(f"{FIGURES_VERSION}\n{key}\n{_canonical(data)!r}".encode()).hexdigest()
+        digest = _digest(key, repr(_canonical(data)))
         figure = _cached(previous, cache.get(key), key, digest)
         figures.append(figure or replace(draw(data), key=key, digest=digest))
     return figures
 
 
+def _digest(key: str, data: str) -> str:
+    """What a cached figure must match: the drawing code's version, the figure and its data."""
+    return hashlib.sha256(f"{FIGURES_VERSION}\n{key}\n{data}".encode()).hexdigest()
+
+
+_SCALARS = (int, str, bool, type(None))
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _canonical(data: Any) -> Any:
     """``data`` as plain values with floats rounded to 6 decimals: DuckDB's parallel sums differ in the last bits
-    from one query to the next, and such noise must not count as changed data."""
-    if isinstance(data, float):
+    from one query to the next, and such noise must not count as changed data. (Dispatch on the exact type, with
+    dataclass fields looked up once per class: 10,000 runs' learning curves are 60,000 points to canonicalise.)"""
+    kind = type(data)
+    if kind is float:
         return round(data, 6)
-    if dataclasses.is_dataclass(data) and not isinstance(data, type):
-        return (type(data).__name__, *(_canonical(getattr(data, f.name)) for f in dataclasses.fields(data)))
-    if isinstance(data, dict):
+    if kind in _SCALARS:
+        return data
+    if kind is dict:
         return tuple((k, _canonical(v)) for k, v in data.items())
-    if isinstance(data, (list, tuple)):
+    if kind is list or kind is tuple:
         return tuple(_canonical(v) for v in data)
+    names = _FIELD_NAMES.get(kind)
+    if names is None and dataclasses.is_dataclass(data) and not isinstance(data, type):
+        names = _FIELD_NAMES.setdefault(kind, tuple(f.name for f in dataclasses.fields(data)))
+    if names is not None:
+        return (kind.__name__, *(_canonical(getattr(data, name)) for name in names))
+    if isinstance(data, float):  # numpy floats
+        return round(float(data), 6)
     return data
 
 
@@ -232,14 +271,42 @@ def _grid(count: int, columns: int = 3) -> tuple[int, int]:
     return math.ceil(count / cols), cols
 
 
+CHAR_SMALL = 0.065  # inches per character of a "small" label (DejaVu Sans at 10 pt x 0.833), a safe upper bound
+
+
+@dataclass(frozen=True)
+class Margins:
+    """Space around a grid of panels, in inches: fixed margins instead of a layout engine, because constrained
+    layout measures every tick label of every panel and cost a third of a 12-panel figure's drawing time."""
+
+    left: float
+    right: float
+    bottom: float
+    top: float
+    wgap: float  # between panels, left to right (the next panel's y tick labels and axis label)
+    hgap: float  # between panels, top to bottom (x tick labels, axis label, the next panel's title)
+
+
+def _panel_figure(rows: int, cols: int, panel: tuple[float, float], margins: Margins) -> Any:
+    """A figure sized for rows x cols panels of ``panel`` (width, height) inches with ``margins``."""
+    width = margins.left + cols * panel[0] + (cols - 1) * margins.wgap + margins.right
+    height = margins.top + rows * panel[1] + (rows - 1) * margins.hgap + margins.bottom
+    figure = _new_figure(width, height, layout=None)
+    figure.subplots_adjust(left=margins.left / width, right=1 - margins.right / width,
+                           bottom=margins.bottom / height, top=1 - margins.top / height,
+                           wspace=margins.wgap / panel[0], hspace=margins.hgap / panel[1])
+    return figure
+
+
 def learning_curves(curves: Curves) -> Figure:
     from matplotlib.ticker import MaxNLocator
 
     datasets = sorted(curves, key=_dataset_key)
     rows, cols = _grid(len(datasets))
     labels_all = list({label for per in curves.values() for label in per})
-    legend_width = 0.065 * max(len(label) for label in labels_all) + 0.6
-    figure = _new_figure(4.6 * cols + legend_width, 3.2 * rows + 0.2)
+    legend_width = CHAR_SMALL * max(len(label) for label in labels_all) + 0.9
+    figure = _panel_figure(rows, cols, (3.7, 2.5), Margins(left=0.75, right=legend_width, bottom=0.55, top=0.35,
+                                                           wgap=0.85, hgap=0.85))
     colours = _colours(labels_all)
     cut = False
     for index, dataset in enumerate(datasets):
@@ -263,7 +330,7 @@ def learning_curves(curves: Curves) -> Figure:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
     handles, labels = _legend_entries(figure)
-    figure.legend(handles, labels, loc="outside right upper", fontsize="small", frameon=False)
+    figure.legend(handles, labels, loc="upper right", fontsize="small", frameon=False)
     caption = ("Test accuracy per epoch: the line is the mean over seeds, the band ± one sample standard deviation "
                "(no band for a single seed).")
     if cut:
@@ -294,7 +361,9 @@ def comparison(board: Board) -> Figure:
     per_panel = [sorted((r for r in board.rows if d in r.cells), key=lambda r: -r.cells[d].mean)[:MAX_LINES]
                  for d in datasets]
     tallest = max(len(p) for p in per_panel)
-    figure = _new_figure(4.6 * cols, (0.32 * tallest + 1.0) * rows + 0.3)
+    names = CHAR_SMALL * max(len(_label(r)) for panel in per_panel for r in panel) + 0.25  # y tick labels
+    figure = _panel_figure(rows, cols, (3.0, 0.32 * tallest + 0.2),
+                           Margins(left=names, right=0.25, bottom=0.55, top=0.35, wgap=names + 0.2, hgap=0.9))
     colours = _colours([_label(r) for r in board.rows])
     any_ref = False
     for index, (dataset, ranked) in enumerate(zip(datasets, per_panel, strict=True)):

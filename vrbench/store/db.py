@@ -166,7 +166,7 @@ def _mirror(results_root: Path, db_path: Path) -> IngestStats:
     con = connect(db_path)
     try:
         ensure_schema(con)
-        existing = dict(con.execute("SELECT run_id, source_digest FROM runs").fetchall())
+        existing = _known(con)
         scan = scan_runs(runs_dir, existing)
         stats = IngestStats(scanned=scan.scanned, unfinished=scan.unfinished, problems=scan.problems)
         changed = scan.records
@@ -185,6 +185,9 @@ def _mirror(results_root: Path, db_path: Path) -> IngestStats:
         try:
             _delete(con, [r.run_id for r in changed] + gone)
             _write(con, changed, datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0))
+            if scan.restat:  # contents unchanged, files touched: remember their new stat so they are not read again
+                con.executemany("UPDATE runs SET source_stat = ? WHERE run_id = ?",
+                                [(stat, run_id) for run_id, stat in scan.restat.items()])
             con.commit()
         except BaseException:
             con.rollback()
@@ -199,16 +202,23 @@ def _mirror(results_root: Path, db_path: Path) -> IngestStats:
     return stats
 
 
+def _known(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str | None]]:
+    """run_id -> (source digest, source stat key) of every indexed run."""
+    return {run_id: (digest, stat) for run_id, digest, stat in
+            con.execute("SELECT run_id, source_digest, source_stat FROM runs").fetchall()}
+
+
 def is_current(results_root: Path, db_path: Path) -> bool:
     """Whether the index at ``db_path`` mirrors the run directories exactly, checked through a read-only
-    connection with the digests ingestion itself uses: nothing is parsed unless it changed, nothing is written."""
+    connection with the keys ingestion itself uses: an untouched run costs five stat calls (its stat key), a
+    touched one is fingerprinted; nothing is parsed unless it changed, nothing is written."""
     db_path = Path(db_path)
     if not db_path.exists():
         return False
     con = connect(db_path, read_only=True)
     try:
         check_schema(con, db_path)
-        existing = dict(con.execute("SELECT run_id, source_digest FROM runs").fetchall())
+        existing = _known(con)
     except ResultsError:
         return False
     finally:

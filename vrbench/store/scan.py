@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,6 +52,7 @@ class ScanResult:
     problems: list[Problem] = field(default_factory=list)
     problem_run_ids: set[str] = field(default_factory=set)
     unchanged: set[str] = field(default_factory=set)  # already indexed with the same digest: not parsed
+    restat: dict[str, str] = field(default_factory=dict)  # unchanged by content but not by stat: the new stat keys
     unfinished: int = 0
     scanned: int = 0
 
@@ -229,15 +232,51 @@ def _digest(*parts: bytes | None) -> str:
 
 
 UNCHANGED = "unchanged"
+SOURCE_FILES = ("config.json", "result.json", "error.json", "metrics.jsonl", "env.json")
+RACY_NS = 2_000_000_000  # files modified this recently may change again within their mtime's granularity
 
 
-def read_run(run_dir: Path, known_digest: str | None = None) -> tuple[RunRecord | str | None, list[Problem]]:
-    """One run directory -> its record, the UNCHANGED marker (its files still have ``known_digest``, so nothing
-    is parsed), or None (unfinished or unreadable); plus the problems found on the way."""
+def stat_key(run_dir: str | Path) -> str:
+    """Size, mtime, ctime and inode of a run's source files: the cheap half of the staleness check (git's index
+    trick). Equal keys mean the files were not touched, so their contents need not be read and hashed again; a
+    different key only means "look at the contents". Files written less than RACY_NS ago get no key (""), since a
+    rewrite within the same timestamp tick could keep all four the same; they are checked by content until an
+    ingestion after that window records their key."""
+    parts = []
+    racy_after = time.time_ns() - RACY_NS
+    base = os.fspath(run_dir)
+    for name in SOURCE_FILES:
+        try:
+            st = os.stat(f"{base}/{name}")  # plain strings: pathlib costs more than the stat call itself here
+        except FileNotFoundError:
+            parts.append("-")
+            continue
+        except OSError:
+            return ""
+        if max(st.st_mtime_ns, st.st_ctime_ns) > racy_after:
+            return ""
+        parts.append(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}")
+    return "|".join(parts)
+
+
+def read_run(run_dir: Path, known_digest: str | None = None,
+             known_stat: str | None = None) -> tuple[RunRecord | str | None, list[Problem]]:
+    """One run directory -> its record, the UNCHANGED marker (its files still have ``known_stat`` or, read again,
+    ``known_digest``, so nothing is parsed), or None (unfinished or unreadable); plus the problems found."""
+    record, problems, _ = _read_run(run_dir, known_digest, known_stat)
+    return record, problems
+
+
+def _read_run(run_dir: Path, known_digest: str | None, known_stat: str | None,
+              stat: str | None = None) -> tuple[RunRecord | str | None, list[Problem], str]:
+    if stat is None:  # taken before the contents are read: a change after it leaves the stored key stale, safely
+        stat = stat_key(run_dir)
+    if stat and stat == known_stat:
+        return UNCHANGED, [], stat
     result_path, error_path = run_dir / "result.json", run_dir / "error.json"
     done = result_path.exists()
     if not done and not error_path.exists():
-        return None, []
+        return None, [], stat
     outcome_path = result_path if done else error_path
     problems: list[Problem] = []
     try:
@@ -250,38 +289,48 @@ def read_run(run_dir: Path, known_digest: str | None = None) -> tuple[RunRecord 
         env_raw = _optional_bytes(env_path, problems, "environment")
         digest = _digest(outcome_path.name.encode(), config_raw, outcome_raw, metrics_raw, env_raw)
         if digest == known_digest and not problems:
-            return UNCHANGED, []
+            return UNCHANGED, [], stat
         doc = _config_doc(run_dir, config_raw)
         row = _run_row(run_dir, doc, _parse_json(outcome_path, outcome_raw), outcome_path, done, problems)
     except _Bad as exc:
-        return None, [exc.problem]
+        return None, [exc.problem], stat
     epochs = [] if metrics_raw is None else _epochs(run_dir.name, metrics_path, metrics_raw, problems)
     env = None if env_raw is None else _env(run_dir.name, env_path, env_raw, problems)
     row["source_digest"] = digest
-    return RunRecord(run_dir.name, row, epochs, env, digest, problems), problems
+    row["source_stat"] = "" if problems else stat  # a run with problems is read again every time, as before
+    return RunRecord(run_dir.name, row, epochs, env, digest, problems), problems, stat
 
 
-def scan_runs(runs_dir: Path, known: dict[str, str] | None = None) -> ScanResult:
+def scan_runs(runs_dir: Path, known: dict[str, tuple[str, str | None]] | None = None) -> ScanResult:
     """Read every run directory under ``runs_dir`` (sorted, so ingestion order is deterministic).
 
-    ``known`` maps run ids to the digests already indexed; such runs are fingerprinted but not parsed again.
+    ``known`` maps run ids to the (digest, stat key) already indexed: such runs are only stat-ed when their stat
+    key still matches, fingerprinted but not parsed when only their contents do (``restat`` gets their new key).
     """
     scan = ScanResult()
     if not runs_dir.is_dir():
         return scan
     known = known or {}
-    for run_dir in sorted(runs_dir.iterdir()):
-        if not run_dir.is_dir() or run_dir.name.startswith("."):
-            continue
+    with os.scandir(runs_dir) as entries:
+        names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
+    base = os.fspath(runs_dir)
+    for name in names:
         scan.scanned += 1
-        record, problems = read_run(run_dir, known.get(run_dir.name))
+        known_digest, known_stat = known.get(name, (None, None))
+        stat = stat_key(f"{base}/{name}")
+        if stat and stat == known_stat:  # the common case at scale: five stat calls, no Path, nothing read
+            scan.unchanged.add(name)
+            continue
+        record, problems, stat = _read_run(runs_dir / name, known_digest, known_stat, stat)
         scan.problems.extend(problems)
         if record == UNCHANGED:
-            scan.unchanged.add(run_dir.name)
+            scan.unchanged.add(name)
+            if stat != (known_stat or ""):
+                scan.restat[name] = stat
         elif isinstance(record, RunRecord):
             scan.records.append(record)
         elif problems:
-            scan.problem_run_ids.add(run_dir.name)
+            scan.problem_run_ids.add(name)
         else:
             scan.unfinished += 1
     return scan

@@ -39,6 +39,8 @@ Tables
     config            JSON      -- the canonical config (sorted keys), as hashed into run_id
     ingested_at       TIMESTAMP -- UTC; when this row's source files were last (re)read
     source_digest     VARCHAR   -- sha256 of the source files; an unchanged run keeps its row and ingested_at
+    source_stat       VARCHAR   -- size, mtime, ctime and inode of the source files when they were read ('' for
+                                --   files written in the last 2 s): equal stats skip reading them (scan.stat_key)
 
 ``epochs`` — one row per finished epoch (metrics.jsonl; epochs counted from 1)::
 
@@ -79,14 +81,15 @@ NULL when a run has no env.json).
 from __future__ import annotations
 
 # 2: the prompt-learning columns shots, subsample, stage, train_run, source_dataset (and view keys).
-SCHEMA_VERSION = "2"
+# 3: source_stat, so that an unchanged run is recognised from its files' stat without reading them.
+SCHEMA_VERSION = "3"
 
 RUN_COLUMNS: tuple[str, ...] = (
     "run_id", "method", "input", "mapping", "backbone", "dataset", "seed", "protocol", "shots", "subsample", "stage",
     "train_run", "source_dataset", "epochs", "status",
     "final_acc", "best_test_acc", "best_test_epoch", "best_val_acc", "best_val_epoch", "val_size",
     "trainable_params", "train_seconds", "finished_at", "error_type", "error_message", "config", "ingested_at",
-    "source_digest",
+    "source_digest", "source_stat",
 )
 PROBLEM_COLUMNS: tuple[str, ...] = ("run_id", "file", "reason")
 EPOCH_COLUMNS: tuple[str, ...] = ("run_id", "epoch", "train_loss", "train_acc", "val_acc", "test_acc", "lr", "seconds")
@@ -103,7 +106,8 @@ TABLES_DDL: tuple[str, ...] = (
         train_run VARCHAR, source_dataset VARCHAR, epochs BIGINT, status VARCHAR NOT NULL,
         final_acc DOUBLE, best_test_acc DOUBLE, best_test_epoch BIGINT, best_val_acc DOUBLE, best_val_epoch BIGINT,
         val_size BIGINT, trainable_params BIGINT, train_seconds DOUBLE, finished_at TIMESTAMP,
-        error_type VARCHAR, error_message VARCHAR, config JSON, ingested_at TIMESTAMP, source_digest VARCHAR)""",
+        error_type VARCHAR, error_message VARCHAR, config JSON, ingested_at TIMESTAMP, source_digest VARCHAR,
+        source_stat VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS epochs (
         run_id VARCHAR NOT NULL, epoch BIGINT NOT NULL, train_loss DOUBLE, train_acc DOUBLE, val_acc DOUBLE,
         test_acc DOUBLE, lr DOUBLE, seconds DOUBLE)""",
