@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from skimage import data
 
 from vrbench.backbones.efficientnet_lite import (
     EFFICIENTNET_LITE_PREPROCESS,
+    _SameConv2d,
     _weights_path,
     load_efficientnet_lite,
 )
@@ -59,6 +61,28 @@ def test_efficientnet_lite_uses_every_weight_and_any_resolution() -> None:
     with torch.no_grad():
         for size in (96, 97, 33):  # VR canvases are small and need not be even
             assert model(torch.zeros(2, 3, size, size)).shape == (2, 1000)
+
+
+@pytest.mark.parametrize(("kernel", "depthwise", "size"), [(3, True, 48), (5, True, 24), (3, False, 96), (5, True, 13),
+                                                         (3, True, 7),
+                                                         (3, False, 95)])
+def test_tf_same_stride_2_conv_gives_bitwise_the_padded_convs_numbers(kernel: int, depthwise: bool,
+                                                                       size: int) -> None:
+    """The stride-2 conv that skips the padded copy (a zero-led k+1 kernel, or the conv's own padding where TF's is
+    symmetric) computes what TF's rule says, F.pad then conv: forward and input gradient, bit for bit (channels_last,
+    as the engine runs)."""
+    torch.manual_seed(0)
+    channels = 24
+    conv = _SameConv2d(channels, channels, kernel, stride=2, groups=channels if depthwise else 1)
+    x = torch.randn(4, channels, size, size).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    total = max((math.ceil(size / 2) - 1) * 2 + kernel - size, 0)
+    pads = (total // 2, total - total // 2) * 2
+    reference = F.conv2d(F.pad(x, pads), conv.weight, None, 2, 0, 1, conv.groups)
+    (grad_reference,) = torch.autograd.grad(reference.square().sum(), x)
+    out = conv(x)
+    (grad,) = torch.autograd.grad(out.square().sum(), x)
+    assert out.shape == reference.shape
+    assert torch.equal(out, reference) and torch.equal(grad, grad_reference)
 
 
 def test_efficientnet_lite_preprocess_constants() -> None:

@@ -61,7 +61,15 @@ def _round_channels(channels: int, width: float, divisor: int = 8) -> int:
 
 
 class _SameConv2d(nn.Conv2d):
-    """Conv2d with TF "same" padding: static symmetric for stride 1, asymmetric (computed per input) for stride 2."""
+    """Conv2d with TF "same" padding: static symmetric for stride 1, asymmetric (computed per input) for stride 2.
+
+    Where that padding is symmetric (odd sizes) the conv pads by itself. In the depthwise convolutions, the asymmetric
+    case (one more row and column at the bottom/right, as on every even-sized map) runs as a conv with a (k+1)-tap
+    kernel whose first row and column are zero and symmetric padding k // 2: the same windows, the same products and
+    sums (bit for bit on CPU: tests/test_backbones.py), without copying the input into a padded buffer in the forward
+    pass and the gradient out of it in the backward pass (x2 on these layers on a CPU). The stem, a full conv, keeps
+    the padded copy: there oneDNN sums the input gradient in another order, which would change the last bits.
+    """
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
         # Odd kernels at stride 1: TF "same" is exactly symmetric k // 2, so let the conv do it (cheaper).
@@ -71,12 +79,19 @@ class _SameConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride[0] == 1:
             return super().forward(x)
-        k, s = self.kernel_size[0], self.stride[0]
-        h, w = x.shape[-2:]
-        pad_h = max((math.ceil(h / s) - 1) * s + k - h, 0)
-        pad_w = max((math.ceil(w / s) - 1) * s + k - w, 0)
-        x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
-        return super().forward(x)
+        (top, bottom), (left, right) = (_same_padding(size, self.kernel_size[0], self.stride[0])
+                                        for size in x.shape[-2:])
+        depthwise = self.groups == self.in_channels == self.out_channels
+        if top == left and bottom == right and (bottom == top or (bottom == top + 1 and depthwise)):
+            weight = self.weight if bottom == top else F.pad(self.weight, (1, 0, 1, 0))  # zero first row and column
+            return F.conv2d(x, weight, self.bias, self.stride, bottom, self.dilation, self.groups)
+        return super().forward(F.pad(x, (left, right, top, bottom)))
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TF "same" padding of one dimension: (before, after), the odd one out after."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
 
 
 class _MBConv(nn.Module):

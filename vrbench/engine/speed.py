@@ -1,4 +1,4 @@
-"""Speed-ups of the VR loop that change no number, and an opt-in switch for one that changes rounding.
+"""Speed-ups of the VR loop: two that change no number, and one (on by default, with a switch) that changes rounding.
 
 - Freed memory stays in the process (glibc's mmap and trim thresholds raised to 1 GiB, as jemalloc or tcmalloc
   would do): a batch's activations are tens of MB, and by default glibc returns each such block to the kernel
@@ -7,12 +7,15 @@
 - Inference passes (the label-mapping pass and the test) run under ``torch.inference_mode``: the same kernels as
   ``no_grad`` without autograd's version counters, so the numbers are bitwise those of ``no_grad``.
 - A frozen backbone's BatchNorm layers are folded into the convolutions in front of them (w' = w * g / sqrt(v + e),
-  b' = (b - m) * g / sqrt(v + e) + beta): one pass over each feature map instead of two, forward and backward.
-  That is the same function, but float rounding changes in the last bits (measured on EfficientNet-Lite0: logits
-  differ by about 4e-5 at a logit scale of 10; tests/test_engine_speed.py holds it within 1e-4). Training
-  amplifies such last-bit differences (ReLU6 clamps and Adam's sign-like first steps): the smoke suite's final
-  final accuracies moved by up to 11 points with it, as they would between two machines. So it is OFF by default
-  and ``VRBENCH_FOLD_BN=1`` turns it on (not part of the job hash, like the device; env.json records it).
+  b' = (b - m) * g / sqrt(v + e) + beta): the BatchNorm pass disappears from the forward and the backward (in eval
+  mode its backward cost as much as the depthwise convolutions' on CPU). That is the same function, but float
+  rounding changes in the last bits (measured on EfficientNet-Lite0: logits differ by about 4e-5 at a logit scale of
+  10; tests/test_engine_speed.py holds them within 1e-4), the size of the difference between two machines or two
+  memory formats. Training amplifies such last-bit differences (ReLU6 clamps and Adam's sign-like first steps), so a
+  five-epoch run on 500 images ends elsewhere, as it would on another machine; seed-to-seed spread is far larger.
+  ON by default for frozen convnet backbones (x1.5 on a training step, x1.3 on inference); ``VRBENCH_FOLD_BN=0``
+  turns it off to get bitwise the numbers of the unfolded model. Not part of the job id (like the device);
+  env.json records how many pairs were folded.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ FOLD_ENV = "VRBENCH_FOLD_BN"
 
 
 def fold_enabled() -> bool:
-    """The opt-in switch: VRBENCH_FOLD_BN=1 (or true, yes, on)."""
-    return os.environ.get(FOLD_ENV, "0").strip().lower() in ("1", "true", "yes", "on")
+    """On unless VRBENCH_FOLD_BN is 0 (or false, no, off)."""
+    return os.environ.get(FOLD_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)
