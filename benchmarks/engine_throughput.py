@@ -1,4 +1,4 @@
-"""vrbench's training loop against a plain loop of the official ILM-VP script's shape, side by side in one process.
+"""vrbench's training loop against a plain loop of the official ILM-VP script's shape, side by side in one run.
 
 Usage:  python benchmarks/engine_throughput.py [--repeats 3] [--epochs 3] [--levers] [--canvas 96] [--train 600]
                                               [--test 360]
@@ -6,7 +6,10 @@ Usage:  python benchmarks/engine_throughput.py [--repeats 3] [--epochs 3] [--lev
 Both loops run the same task on the same data: EfficientNet-Lite0 with its packaged ImageNet weights, sklearn's
 digits at 32 px centred on a 96-px canvas (padding VR), the suite's fixed 600 train / 360 test subset, batch 32,
 Adam lr 0.01, the same seed and therefore the same shuffled batches. They alternate, run by run, so a machine that
-other processes load slows both alike; the figures are medians over the repetitions.
+other processes load slows both alike; the figures are medians over the repetitions. Each run gets a fresh Python
+process (spawned by this one), as each run of the original script does: glibc's allocator adapts its thresholds to
+the process's history, and once vrbench has tuned them (engine/speed.py's keep_freed_memory) nothing restores the
+adaptive defaults, which left a plain loop run after it about 3x slower than a fresh one (measured).
 
 - plain: written here after OPTML-Group/ILM-VP experiments/cnn/ilm_vp.py (lines 75-143) and
   algorithms/flm_calculation.py: a DataLoader over in-memory float tensors, the NCHW eager model with
@@ -15,25 +18,26 @@ other processes load slows both alike; the figures are medians over the repetiti
   pass over the training set (the greedy frequency mapping), then training, then the test. CPU runs are fp32 (the
   original's CUDA autocast and GradScaler do nothing on a CPU). Its TensorBoard logging and mapping plot are left
   out, which only flatters it.
-  It runs with glibc's default allocator settings (the engine's keep_freed_memory is undone before each plain run).
 - vrbench: the real engine, `vrbench.engine.loop.Job.run()` on a run directory written as the workers get it, with
   timers around its three phases (a subclass that calls the engine's own methods). BLM's fast edition
   (`mapping_mode: fast`) runs beside faithful ILM.
-- with --levers, two more vrbench loops measure the levers one at a time: faithful ILM with glibc's default
-  allocator settings (keep_freed_memory off), and faithful ILM with BatchNorm folded (VRBENCH_FOLD_BN=1).
+- with --levers, vrbench ILM with one lever taken away: glibc's allocator as it comes (no keep_freed_memory), and
+  BatchNorm not folded (VRBENCH_FOLD_BN=0).
 
-It prints images/s per phase (label-mapping pass, training, test) and seconds per epoch for both, with the ratios,
-and checks that both loops made the same label mapping before epoch 1 and reached the same pattern after it. The
-pattern check is relative: NCHW and channels_last kernels round differently, and Adam's first steps are close to
-lr * sign(gradient), so a pixel whose gradient is rounding noise may step the other way; the learned change of the
-pattern must agree within 30 % (L2): one epoch of 19 batches gives about 20 % between the NCHW plain loop and
-the channels_last engine on the same batches, against 110 % when the batch order differs (measured).
-Per-epoch figures leave out each run's first epoch (it pays warm-up).
+It prints images/s per phase (label-mapping pass, training, test) and seconds per epoch, with the ratios to the
+plain loop. Then it checks that the engine computes what the plain loop computes: the plain loop runs one epoch
+again with the engine's kernels (the model in channels_last, BatchNorm folded or not; the loop itself unchanged),
+and the engine's label mapping before epoch 1 and pattern after it must equal that run's bit for bit. What is
+left between the engine and the original is the kernels, whose effect is printed: the first batch's logits under
+both (within 1e-4). A run that fails a check stops the benchmark with an error.
+All figures leave out each run's first epoch, and the rates each phase's first pass (they pay warm-up).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -52,7 +56,7 @@ from vrbench import mapping as lm
 from vrbench.backbones import BACKBONES
 from vrbench.engine.data import load_split
 from vrbench.engine.loop import Job, set_seed
-from vrbench.engine.speed import FOLD_ENV, fold_batchnorm, keep_freed_memory
+from vrbench.engine.speed import FOLD_ENV, fold_batchnorm
 from vrbench.store.rundir import write_config
 from vrbench.suite import parse_suite
 
@@ -104,7 +108,6 @@ def plain_run(data: dict[str, Any], setting: dict[str, Any], estimate: Callable,
     channels_last with its BatchNorm folded ("engine-unfolded": channels_last only), so that its pattern can be
     compared bit for bit with the engine's.
     """
-    keep_freed_memory(False)
     set_seed(setting["seed"])
     info = BACKBONES.get("efficientnet_lite0")
     network = info.load()  # built after the seed, as the engine does, so the shuffles draw from the same RNG state
@@ -196,17 +199,8 @@ class TimedJob(Job):
         return out
 
 
-class DefaultAllocatorJob(TimedJob):
-    """The lever measured alone: the engine with glibc's default allocator settings."""
-
-    def setup(self) -> None:
-        keep_freed_memory(False)
-        super().setup()
-
-
 def vrbench_run(directory: Path, setting: dict[str, Any], mapping: str, mode: str, epochs: int,
-                threads: int, times: dict[str, list[float]], record: dict[str, Any], fold: bool = True,
-                job_class: type[TimedJob] = TimedJob) -> None:
+                threads: int, times: dict[str, list[float]], record: dict[str, Any], fold: bool = True) -> None:
     suite = parse_suite(f"""
 name: bench
 grid: {{input: padding, mapping: {mapping}, backbone: efficientnet_lite0, dataset: digits, seed: {setting['seed']}}}
@@ -217,7 +211,7 @@ overrides: [{{match: {{dataset: digits}}, set: {{image_size: {setting['image_siz
     spec = suite.jobs[0]
     run = directory / f"{spec.run_id}-{time.monotonic_ns()}"
     write_config(run, spec.run_id, spec.method, spec.config, {"device": "cpu", "threads": threads})
-    job = job_class(run, times, record)
+    job = TimedJob(run, times, record)
     os.environ[FOLD_ENV] = "1" if fold else "0"
     try:
         result = job.run()
@@ -232,45 +226,94 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+LOOPS: dict[str, Callable[..., None]] = {
+    "plain ILM": lambda data, setting, args, d, t, r: plain_run(data, setting, plain_ilm, args.epochs, t, r),
+    "vrbench ILM": lambda data, setting, args, d, t, r: vrbench_run(d, setting, "ilm", "faithful", args.epochs,
+                                                                    args.threads, t, r),
+    "vrbench BLM fast": lambda data, setting, args, d, t, r: vrbench_run(d, setting, "blm", "fast", args.epochs,
+                                                                         args.threads, t, r),
+}
+LEVERS: dict[str, Callable[..., None]] = {  # vrbench ILM with one lever taken away
+    "ILM default malloc": lambda data, setting, args, d, t, r: vrbench_run(d, setting, "ilm", "faithful",
+                                                                           args.epochs, args.threads, t, r),
+    "ILM unfolded BN": lambda data, setting, args, d, t, r: vrbench_run(d, setting, "ilm", "faithful", args.epochs,
+                                                                        args.threads, t, r, fold=False),
+}
+
+
+def task(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    setting = {"seed": 0, "lr": 0.01, "batch_size": 32, "image_size": 32, "canvas": args.canvas,
+               "train": args.train, "test": args.test}
+    config = {"dataset": "digits", "subset": {"train": args.train, "test": args.test}}
+    data = {split: load_split(config, split, 32, None) for split in ("train", "test")}
+    return setting, data
+
+
+def one_run(name: str, args: argparse.Namespace, connection: Any) -> None:
+    """A child process: one run of one loop; sends back (times, record)."""
+    torch.set_num_threads(args.threads)
+    if name == "ILM default malloc":
+        import vrbench.engine.loop as engine_loop
+
+        engine_loop.keep_freed_memory = lambda keep=True: False  # the lever taken away: glibc as it comes
+    setting, data = task(args)
+    times: dict[str, list[float]] = defaultdict(list)
+    record: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        {**LOOPS, **LEVERS}[name](data, setting, args, Path(tmp), times, record)
+    for phase in PHASES:  # each phase's first pass in the process pays warm-up, as the first epoch does
+        times[phase] = times[phase][1:]
+    buffer = io.BytesIO()  # torch.save, not pickle: pickled tensors would point at this process's shared memory
+    torch.save((dict(times), record), buffer)
+    connection.send_bytes(buffer.getvalue())
+    connection.close()
+
+
+def in_fresh_process(name: str, args: argparse.Namespace) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Run one loop in a new interpreter: glibc's allocator state is per process, and once vrbench has tuned it
+    (keep_freed_memory) nothing restores glibc's adaptive defaults, so each run starts as a script would."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=one_run, args=(name, args, sender))
+    process.start()
+    sender.close()
+    try:
+        result = torch.load(io.BytesIO(receiver.recv_bytes()), weights_only=True)
+    except EOFError:
+        result = None
+    process.join()
+    if result is None or process.exitcode:
+        raise SystemExit(f"the {name} run failed (exit code {process.exitcode})")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--canvas", type=int, default=96)
     parser.add_argument("--train", type=int, default=600)
     parser.add_argument("--test", type=int, default=360)
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run (the first is left out per epoch)")
-    parser.add_argument("--levers", action="store_true", help="also time vrbench with each lever switched alone")
+    parser.add_argument("--levers", action="store_true", help="also time vrbench with each lever taken away")
     parser.add_argument("--repeats", type=int, default=3, help="alternating rounds of all loops")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    setting = {"seed": 0, "lr": 0.01, "batch_size": 32, "image_size": 32, "canvas": args.canvas,
-               "train": args.train, "test": args.test}
-    config = {"dataset": "digits", "subset": {"train": args.train, "test": args.test}}
-    data = {split: load_split(config, split, 32, None) for split in ("train", "test")}
-    loops: dict[str, Callable[[Path, dict, dict], None]] = {
-        "plain ILM": lambda d, t, r: plain_run(data, setting, plain_ilm, args.epochs, t, r),
-        "vrbench ILM": lambda d, t, r: vrbench_run(d, setting, "ilm", "faithful", args.epochs, args.threads, t, r),
-        "vrbench BLM fast": lambda d, t, r: vrbench_run(d, setting, "blm", "fast", args.epochs, args.threads, t, r),
-    }
-    if args.levers:
-        loops["ILM default malloc"] = lambda d, t, r: vrbench_run(d, setting, "ilm", "faithful", args.epochs,
-                                                                  args.threads, t, r, job_class=DefaultAllocatorJob)
-        loops["ILM unfolded BN"] = lambda d, t, r: vrbench_run(d, setting, "ilm", "faithful", args.epochs,
-                                                               args.threads, t, r, fold=False)
-    times: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in loops}
-    records: dict[str, dict[str, Any]] = {name: {} for name in loops}
+    names = list(LOOPS) + (list(LEVERS) if args.levers else [])
+    times: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in names}
+    records: dict[str, dict[str, Any]] = {}
     load = os.getloadavg()
-    with tempfile.TemporaryDirectory() as tmp:
-        for round_ in range(args.repeats):
-            names = list(loops) if round_ % 2 == 0 else list(reversed(loops))
-            for name in names:
-                loops[name](Path(tmp), times[name], records[name])
-                print(f"round {round_ + 1}/{args.repeats} {name}: {median(times[name]['epoch seconds']):.2f} s/epoch "
-                      f"so far", flush=True)
+    for round_ in range(args.repeats):
+        for name in names if round_ % 2 == 0 else list(reversed(names)):
+            run_times, records[name] = in_fresh_process(name, args)
+            for key, values in run_times.items():
+                times[name][key].extend(values)
+            print(f"round {round_ + 1}/{args.repeats} {name}: {median(times[name]['epoch seconds']):.2f} s/epoch "
+                  f"so far", flush=True)
     # The checks: the plain loop once more for one epoch with the engine's kernels (channels_last, BatchNorm folded
     # or not), for ILM and for BLM's estimate (BLM's fast edition's first epoch is the faithful one).
+    setting, data = task(args)
     blm = lambda z, y, c: lm.blm(z, y, c, lap=1.0)  # noqa: E731
-    references = {}
+    references: dict[str, dict[str, Any]] = {}
     for name, estimate, kernels in (("ILM", plain_ilm, "engine"), ("BLM", blm, "engine"),
                                     ("ILM unfolded", plain_ilm, "engine-unfolded")):
         references[name] = {}
@@ -279,17 +322,20 @@ def main() -> None:
 
     print(f"\nEfficientNet-Lite0, digits 32 px on a {args.canvas}-px canvas, {args.train} train / {args.test} test, "
           f"batch 32, {args.threads} threads, torch {torch.__version__}; {args.repeats} alternating rounds of "
-          f"{args.epochs} epochs; load average before {load[0]:.2f}, after {load[3]:.2f} (1 min)")
+          f"{args.epochs} epochs, each run in a fresh process; load average before {load[0]:.2f}, after "
+          f"{load[3]:.2f} (1 min)")
     plain = {key: median(values) for key, values in times["plain ILM"].items()}
     header = f"{'loop':<19}" + "".join(f"{phase + ' img/s':>20}" for phase in PHASES) + f"{'s/epoch':>10}"
     print(header)
-    for name in loops:
+    for name in names:
         row = {key: median(values) for key, values in times[name].items()}
         cells = "".join(f"{row.get(phase, float('nan')):>20.1f}" for phase in PHASES)
         print(f"{name:<19}{cells}{row['epoch seconds']:>10.2f}")
         if name != "plain ILM":
             ratios = "".join(f"{row.get(phase, float('nan')) / plain[phase]:>19.2f}x" for phase in PHASES)
             print(f"{'  ratio to plain':<19}{ratios}{plain['epoch seconds'] / row['epoch seconds']:>9.2f}x")
+    spread = sorted(times["plain ILM"]["epoch seconds"])
+    print(f"(plain ILM's epochs ranged over {spread[0]:.2f}-{spread[-1]:.2f} s)")
     print("\nchecks after one epoch (same seed, same batches; the plain loop run again with the engine's kernels):")
     check("vrbench ILM", records["vrbench ILM"], references["ILM"], records["plain ILM"])
     check("vrbench BLM fast", records["vrbench BLM fast"], references["BLM"])

@@ -42,7 +42,9 @@ _GLIBC_DEFAULTS = {_M_TRIM_THRESHOLD: 128 * 1024, _M_MMAP_THRESHOLD: 128 * 1024}
 
 
 def keep_freed_memory(keep: bool = True) -> bool:
-    """Keep freed blocks in the process (True) or restore glibc's defaults (False); False where there is no glibc."""
+    """Keep freed blocks in the process (True), or set glibc's default thresholds again (False; glibc's adaptive
+    raising of the mmap threshold stays off once a threshold was set, so this is not a fresh process's allocator).
+    Returns False where there is no glibc."""
     if not sys.platform.startswith("linux"):
         return False
     try:
