@@ -301,12 +301,14 @@ def main() -> None:
     names = list(LOOPS) + (list(LEVERS) if args.levers else [])
     times: dict[str, dict[str, list[float]]] = {name: defaultdict(list) for name in names}
     records: dict[str, dict[str, Any]] = {}
+    per_round: dict[str, list[float]] = defaultdict(list)  # each run's median epoch, in round order
     load = os.getloadavg()
     for round_ in range(args.repeats):
         for name in names if round_ % 2 == 0 else list(reversed(names)):
             run_times, records[name] = in_fresh_process(name, args)
             for key, values in run_times.items():
                 times[name][key].extend(values)
+            per_round[name].append(median(run_times["epoch seconds"]))
             print(f"round {round_ + 1}/{args.repeats} {name}: {median(times[name]['epoch seconds']):.2f} s/epoch "
                   f"so far", flush=True)
     # The checks: the plain loop once more for one epoch with the engine's kernels (channels_last, BatchNorm folded
@@ -336,6 +338,11 @@ def main() -> None:
             print(f"{'  ratio to plain':<19}{ratios}{plain['epoch seconds'] / row['epoch seconds']:>9.2f}x")
     spread = sorted(times["plain ILM"]["epoch seconds"])
     print(f"(plain ILM's epochs ranged over {spread[0]:.2f}-{spread[-1]:.2f} s)")
+    # A machine whose speed drifts moves both runs of a round alike: the ratio within each round is steadier.
+    print("per-epoch ratio to plain within each round (the runs next to each other in time):")
+    for name in names[1:]:
+        paired = [p / o for p, o in zip(per_round["plain ILM"], per_round[name], strict=True)]
+        print(f"  {name:<19}" + "  ".join(f"{r:.2f}x" for r in paired) + f"   median {median(paired):.2f}x")
     print("\nchecks after one epoch (same seed, same batches; the plain loop run again with the engine's kernels):")
     check("vrbench ILM", records["vrbench ILM"], references["ILM"], records["plain ILM"])
     check("vrbench BLM fast", records["vrbench BLM fast"], references["BLM"])
