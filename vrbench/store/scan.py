@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vrbench.store.rundir import CONFIG, ENV, ERROR, METRICS, RESULT
 from vrbench.store.schema import ENV_COLUMNS, EPOCH_COLUMNS, SCHEMA_VERSION
 
 
@@ -232,7 +233,7 @@ def _digest(*parts: bytes | None) -> str:
 
 
 UNCHANGED = "unchanged"
-SOURCE_FILES = ("config.json", "result.json", "error.json", "metrics.jsonl", "env.json")
+SOURCE_FILES = (CONFIG, RESULT, ERROR, METRICS, ENV)
 RACY_NS = 2_000_000_000  # files modified this recently may change again within their mtime's granularity
 
 
@@ -260,18 +261,12 @@ def stat_key(run_dir: str | Path) -> str:
 
 
 def read_run(run_dir: Path, known_digest: str | None = None,
-             known_stat: str | None = None) -> tuple[RunRecord | str | None, list[Problem]]:
+             known_stat: str | None = None) -> tuple[RunRecord | str | None, list[Problem], str]:
     """One run directory -> its record, the UNCHANGED marker (its files still have ``known_stat`` or, read again,
-    ``known_digest``, so nothing is parsed), or None (unfinished or unreadable); plus the problems found."""
-    record, problems, _ = _read_run(run_dir, known_digest, known_stat)
-    return record, problems
-
-
-def _read_run(run_dir: Path, known_digest: str | None, known_stat: str | None,
-              stat: str | None = None) -> tuple[RunRecord | str | None, list[Problem], str]:
-    if stat is None:  # taken before the contents are read: a change after it leaves the stored key stale, safely
-        stat = stat_key(run_dir)
-    if stat and stat == known_stat:
+    ``known_digest``, so nothing is parsed), or None (unfinished or unreadable); plus the problems found and the
+    run's current stat key."""
+    stat = stat_key(run_dir)  # taken before the contents are read: a change after it leaves the stored key stale
+    if stat and stat == known_stat:  # the common case at scale: five stat calls, nothing read
         return UNCHANGED, [], stat
     result_path, error_path = run_dir / "result.json", run_dir / "error.json"
     done = result_path.exists()
@@ -313,15 +308,10 @@ def scan_runs(runs_dir: Path, known: dict[str, tuple[str, str | None]] | None = 
     known = known or {}
     with os.scandir(runs_dir) as entries:
         names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
-    base = os.fspath(runs_dir)
     for name in names:
         scan.scanned += 1
         known_digest, known_stat = known.get(name, (None, None))
-        stat = stat_key(f"{base}/{name}")
-        if stat and stat == known_stat:  # the common case at scale: five stat calls, no Path, nothing read
-            scan.unchanged.add(name)
-            continue
-        record, problems, stat = _read_run(runs_dir / name, known_digest, known_stat, stat)
+        record, problems, stat = read_run(runs_dir / name, known_digest, known_stat)
         scan.problems.extend(problems)
         if record == UNCHANGED:
             scan.unchanged.add(name)
