@@ -115,33 +115,50 @@ def build_figures(db_path: Path, model: ReportModel, run_ids: set[str] | None = 
     pay for matplotlib at all.
     """
     cache = _read_manifest(previous)
+    board = _comparison_board(model)
+    results = Path(db_path).parent
     con = connect(db_path, read_only=True)
     try:
         check_schema(con, db_path)
+        plans: list[_Plan] = []
         points, curves_digest = curves_fingerprint(con, run_ids)
-        curves_digest = _digest("learning-curves", curves_digest)
-        curves_cached = _cached(previous, cache.get("learning-curves"), "learning-curves", curves_digest)
-        curves = load_curves(con, run_ids) if points and curves_cached is None else {}
-        candidates = best_runs(con, run_ids)
+        if points:  # known unchanged from a digest computed in DuckDB; the points are fetched only to draw them
+            plans.append(_Plan(LEARNING_CURVES, curves_digest, lambda: load_curves(con, run_ids), learning_curves))
+        if board is not None:
+            plans.append(_Plan.of("comparison", board, comparison))
+            if board.has_references:
+                plans.append(_Plan.of("paper-gap", board, paper_gap))
+        for mapping in _best_mappings(results, best_runs(con, run_ids)):
+            plans.append(_Plan.of(_safe_key(f"{MAPPING_PREFIX}{mapping.method}"), mapping, mapping_heatmap))
+        entries = []  # (plan, digest, cached figure or None, data to draw it from or None)
+        for plan in _unique_keys(plans):
+            digest = _digest(plan.key, plan.fingerprint)
+            figure = _cached(previous, cache.get(plan.key), plan.key, digest)
+            # data are loaded while the connection is open, and drawn after it is closed
+            entries.append((plan, digest, figure, None if figure else plan.load()))
     finally:
         con.close()
-    results = Path(db_path).parent
-    board = _comparison_board(model)
-    figures = []
-    if points:
-        figures.append(curves_cached or replace(learning_curves(curves), key="learning-curves", digest=curves_digest))
-    plans: list[tuple[str, Any, Callable[[Any], Figure]]] = []
-    if board is not None:
-        plans.append(("comparison", board, comparison))
-        if board.has_references:
-            plans.append(("paper-gap", board, paper_gap))
-    for mapping in _best_mappings(results, candidates):
-        plans.append((_safe_key(f"{MAPPING_PREFIX}{mapping.method}"), mapping, mapping_heatmap))
-    for key, data, draw in _unique_keys(plans):
-        digest = _digest(key, repr(_canonical(data)))
-        figure = _cached(previous, cache.get(key), key, digest)
-        figures.append(figure or replace(draw(data), key=key, digest=digest))
-    return figures
+    return [figure or replace(plan.draw(data), key=plan.key, digest=digest)
+            for plan, digest, figure, data in entries]
+
+
+LEARNING_CURVES = "learning-curves"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A figure the report may draw: ``fingerprint`` stands for its data (a cached PNG with the same digest is
+    reused), ``load`` fetches the data only when it must be drawn."""
+
+    key: str
+    fingerprint: str
+    load: Callable[[], Any]
+    draw: Callable[[Any], Figure]
+
+    @classmethod
+    def of(cls, key: str, data: Any, draw: Callable[[Any], Figure]) -> _Plan:
+        """A plan whose data are already in memory: the fingerprint is their canonical form."""
+        return cls(key, repr(_canonical(data)), lambda: data, draw)
 
 
 def _digest(key: str, data: str) -> str:
@@ -176,17 +193,17 @@ def _canonical(data: Any) -> Any:
     return data
 
 
-def _unique_keys(plans: list[tuple[str, Any, Any]]) -> list[tuple[str, Any, Any]]:
+def _unique_keys(plans: list[_Plan]) -> list[_Plan]:
     """Two method names can reduce to one file name ('a+b', 'a-b'): number the later ones."""
     seen: set[str] = set()
     out = []
-    for key, data, draw in plans:
-        unique, number = key, 1
+    for plan in plans:
+        unique, number = plan.key, 1
         while unique in seen:
             number += 1
-            unique = f"{key}-{number}"
+            unique = f"{plan.key}-{number}"
         seen.add(unique)
-        out.append((unique, data, draw))
+        out.append(replace(plan, key=unique))
     return out
 
 
@@ -335,7 +352,7 @@ def learning_curves(curves: Curves) -> Figure:
                "(no band for a single seed).")
     if cut:
         caption += f" Each panel shows the {MAX_LINES} methods with the highest final mean."
-    return Figure("learning-curves", "Learning curves", caption,
+    return Figure(LEARNING_CURVES, "Learning curves", caption,
                   f"Learning curves of {len(labels)} methods on {', '.join(datasets)}", _png(figure))
 
 
