@@ -63,9 +63,8 @@ def test_efficientnet_lite_uses_every_weight_and_any_resolution() -> None:
             assert model(torch.zeros(2, 3, size, size)).shape == (2, 1000)
 
 
-@pytest.mark.parametrize(("kernel", "depthwise", "size"), [(3, True, 48), (5, True, 24), (3, False, 96), (5, True, 13),
-                                                         (3, True, 7),
-                                                         (3, False, 95)])
+@pytest.mark.parametrize(("kernel", "depthwise", "size"),
+                         [(3, True, 48), (5, True, 24), (3, False, 96), (5, True, 13), (3, True, 7), (3, False, 95)])
 def test_tf_same_stride_2_conv_gives_bitwise_the_padded_convs_numbers(kernel: int, depthwise: bool,
                                                                        size: int) -> None:
     """The stride-2 conv that skips the padded copy (a zero-led k+1 kernel, or the conv's own padding where TF's is

@@ -125,7 +125,7 @@ overrides: [{{match: {{dataset: digits}}, set: {{image_size: 32, canvas: 64}}}}]
     (spec,) = suite.jobs
     directory = run_dir(tmp_path / f"results-{inference_batch}", spec.run_id)
     write_config(directory, spec.run_id, spec.method, spec.config, {"device": "cpu", "threads": 2})
-    job = loop.Job(directory)
+    job = Job(directory)
     job.run()
     return job
 

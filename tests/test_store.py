@@ -265,7 +265,8 @@ def test_untouched_runs_are_recognised_without_reading_their_files(results: Path
         write_run(results, f"e{index:016x}", seed=index, epochs=130)
     sizes = sum(f.stat().st_size for f in (results / "runs").rglob("*") if f.is_file())
     db = tmp_path / "db.duckdb"
-    ingest(results, db)  # files just written: inside the racy window, so no stat key is recorded yet
+    monkeypatch.setattr(scan, "RACY_NS", 10**18)  # however slow this machine, the files count as just written
+    ingest(results, db)  # files inside the racy window: no stat key is recorded yet
     con = connect(db, read_only=True)
     known = store_db._known(con)
     con.close()
@@ -306,9 +307,9 @@ def test_a_file_written_within_the_racy_window_is_checked_by_content(results: Pa
     from vrbench.store import scan
 
     db = tmp_path / "db.duckdb"
+    monkeypatch.setattr(scan, "RACY_NS", 10**18)  # everything counts as just written
     ingest(results, db)
     assert {stat for (stat,) in query(db, "SELECT source_stat FROM runs")} == {""}
-    monkeypatch.setattr(scan, "RACY_NS", 10**18)  # everything counts as just written
     result = results / "runs" / "a0000000000000001" / "result.json"
     result.write_text(result.read_text().replace('"final_acc": 40.0', '"final_acc": 41.0'))
     assert ingest(results, db).updated == 1
