@@ -233,15 +233,23 @@ LOOPS: dict[str, Callable[..., None]] = {
     "vrbench BLM fast": lambda data, setting, args, d, t, r: vrbench_run(d, setting, "blm", "fast", args.epochs,
                                                                          args.threads, t, r),
 }
+def default_malloc_ilm(data: dict[str, Any], setting: dict[str, Any], args: argparse.Namespace, directory: Path,
+                       times: dict[str, list[float]], record: dict[str, Any]) -> None:
+    """vrbench ILM without keep_freed_memory: this process is fresh, so glibc's allocator is as it comes."""
+    import vrbench.engine.loop as engine_loop
+
+    engine_loop.keep_freed_memory = lambda keep=True: False
+    vrbench_run(directory, setting, "ilm", "faithful", args.epochs, args.threads, times, record)
+
+
 LEVERS: dict[str, Callable[..., None]] = {  # vrbench ILM with one lever taken away
-    "ILM default malloc": lambda data, setting, args, d, t, r: vrbench_run(d, setting, "ilm", "faithful",
-                                                                           args.epochs, args.threads, t, r),
+    "ILM default malloc": default_malloc_ilm,
     "ILM unfolded BN": lambda data, setting, args, d, t, r: vrbench_run(d, setting, "ilm", "faithful", args.epochs,
                                                                         args.threads, t, r, fold=False),
 }
 
 
-def task(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+def task_data(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     setting = {"seed": 0, "lr": 0.01, "batch_size": 32, "image_size": 32, "canvas": args.canvas,
                "train": args.train, "test": args.test}
     config = {"dataset": "digits", "subset": {"train": args.train, "test": args.test}}
@@ -252,11 +260,7 @@ def task(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
 def one_run(name: str, args: argparse.Namespace, connection: Any) -> None:
     """A child process: one run of one loop; sends back (times, record)."""
     torch.set_num_threads(args.threads)
-    if name == "ILM default malloc":
-        import vrbench.engine.loop as engine_loop
-
-        engine_loop.keep_freed_memory = lambda keep=True: False  # the lever taken away: glibc as it comes
-    setting, data = task(args)
+    setting, data = task_data(args)
     times: dict[str, list[float]] = defaultdict(list)
     record: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -313,7 +317,7 @@ def main() -> None:
                   f"so far", flush=True)
     # The checks: the plain loop once more for one epoch with the engine's kernels (channels_last, BatchNorm folded
     # or not), for ILM and for BLM's estimate (BLM's fast edition's first epoch is the faithful one).
-    setting, data = task(args)
+    setting, data = task_data(args)
     blm = lambda z, y, c: lm.blm(z, y, c, lap=1.0)  # noqa: E731
     references: dict[str, dict[str, Any]] = {}
     for name, estimate, kernels in (("ILM", plain_ilm, "engine"), ("BLM", blm, "engine"),
