@@ -21,8 +21,9 @@ adaptive defaults, which left a plain loop run after it about 3x slower than a f
 - vrbench: the real engine, `vrbench.engine.loop.Job.run()` on a run directory written as the workers get it, with
   timers around its three phases (a subclass that calls the engine's own methods). BLM's fast edition
   (`mapping_mode: fast`) runs beside faithful ILM.
-- with --levers, vrbench ILM with one lever taken away: glibc's allocator as it comes (no keep_freed_memory), and
-  BatchNorm not folded (VRBENCH_FOLD_BN=0).
+- with --levers, vrbench ILM with one lever taken away: glibc's allocator as it comes (no keep_freed_memory),
+  BatchNorm not folded (VRBENCH_FOLD_BN=0), and activations not fused into the convolutions of the inference passes
+  (VRBENCH_FUSE_ACTIVATIONS=0).
 
 It prints images/s per phase (label-mapping pass, training, test) and seconds per epoch, with the ratios to the
 plain loop. Then it checks that the engine computes what the plain loop computes: the plain loop runs one epoch
@@ -55,6 +56,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from vrbench import mapping as lm
 from vrbench.backbones import BACKBONES
 from vrbench.engine.data import load_split
+from vrbench.engine.fusion import FUSE_ENV
 from vrbench.engine.loop import Job, set_seed
 from vrbench.engine.speed import FOLD_ENV, fold_batchnorm
 from vrbench.store.rundir import write_config
@@ -200,7 +202,8 @@ class TimedJob(Job):
 
 
 def vrbench_run(directory: Path, setting: dict[str, Any], mapping: str, mode: str, epochs: int,
-                threads: int, times: dict[str, list[float]], record: dict[str, Any], fold: bool = True) -> None:
+                threads: int, times: dict[str, list[float]], record: dict[str, Any],
+                switches: dict[str, str] | None = None) -> None:
     suite = parse_suite(f"""
 name: bench
 grid: {{input: padding, mapping: {mapping}, backbone: efficientnet_lite0, dataset: digits, seed: {setting['seed']}}}
@@ -212,11 +215,8 @@ overrides: [{{match: {{dataset: digits}}, set: {{image_size: {setting['image_siz
     run = directory / f"{spec.run_id}-{time.monotonic_ns()}"
     write_config(run, spec.run_id, spec.method, spec.config, {"device": "cpu", "threads": threads})
     job = TimedJob(run, times, record)
-    os.environ[FOLD_ENV] = "1" if fold else "0"
-    try:
-        result = job.run()
-    finally:
-        os.environ.pop(FOLD_ENV)
+    os.environ.update(switches or {})  # this process runs this one job, so the switches need no undoing
+    result = job.run()
     times["epoch seconds"].extend(row["seconds"] for row in job.history[1:])
     record["accuracy"] = result["final_acc"]
 
@@ -245,7 +245,9 @@ def default_malloc_ilm(data: dict[str, Any], setting: dict[str, Any], args: argp
 LEVERS: dict[str, Callable[..., None]] = {  # vrbench ILM with one lever taken away
     "ILM default malloc": default_malloc_ilm,
     "ILM unfolded BN": lambda data, setting, args, d, t, r: vrbench_run(d, setting, "ilm", "faithful", args.epochs,
-                                                                        args.threads, t, r, fold=False),
+                                                                        args.threads, t, r, {FOLD_ENV: "0"}),
+    "ILM unfused act.": lambda data, setting, args, d, t, r: vrbench_run(d, setting, "ilm", "faithful", args.epochs,
+                                                                         args.threads, t, r, {FUSE_ENV: "0"}),
 }
 
 
@@ -353,6 +355,7 @@ def main() -> None:
     if args.levers:
         check("ILM unfolded BN", records["ILM unfolded BN"], references["ILM unfolded"], records["plain ILM"])
         check("ILM default malloc", records["ILM default malloc"], references["ILM"])
+        check("ILM unfused act.", records["ILM unfused act."], references["ILM"])
 
 
 def check(name: str, ours: dict[str, Any], plain: dict[str, Any], original: dict[str, Any] | None = None) -> None:

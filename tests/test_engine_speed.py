@@ -12,10 +12,11 @@ from torch import nn
 
 from vrbench.backbones.efficientnet_lite import load_efficientnet_lite
 from vrbench.engine import loop
+from vrbench.engine.fusion import FUSE_ENV
 from vrbench.engine.loop import Job
 from vrbench.engine.speed import FOLD_ENV, fold_batchnorm, fold_enabled, keep_freed_memory
 from vrbench.methods.padding import PaddingVR
-from vrbench.store.rundir import run_dir, write_config
+from vrbench.store.rundir import ENV, read_json, run_dir, write_config
 from vrbench.suite import parse_suite
 
 
@@ -114,8 +115,10 @@ def test_stacked_inference_batches_give_bitwise_the_same_logits(lite0: nn.Module
         assert torch.equal(stacked, one_by_one)
 
 
-def _finished_job(tmp_path: Path, grid: str, inference_batch: int, monkeypatch: pytest.MonkeyPatch) -> Job:
+def _finished_job(tmp_path: Path, grid: str, monkeypatch: pytest.MonkeyPatch, inference_batch: int = 128,
+                  fuse: bool = True) -> Job:
     monkeypatch.setattr(loop, "INFERENCE_BATCH", inference_batch)
+    monkeypatch.setenv(FUSE_ENV, "1" if fuse else "0")
     suite = parse_suite(f"""
 name: t
 grid: {grid}
@@ -123,7 +126,7 @@ defaults: {{epochs: 2, batch_size: 32, subset: {{train: 100, test: 70}}, milesto
 overrides: [{{match: {{dataset: digits}}, set: {{image_size: 32, canvas: 64}}}}]
 """)
     (spec,) = suite.jobs
-    directory = run_dir(tmp_path / f"results-{inference_batch}", spec.run_id)
+    directory = run_dir(tmp_path / f"results-{inference_batch}-{fuse}", spec.run_id)
     write_config(directory, spec.run_id, spec.method, spec.config, {"device": "cpu", "threads": 2})
     job = Job(directory)
     job.run()
@@ -137,10 +140,23 @@ overrides: [{{match: {{dataset: digits}}, set: {{image_size: 32, canvas: 64}}}}]
 ])
 def test_a_job_with_stacked_inference_passes_ends_with_the_same_numbers(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grid: str) -> None:
-    one, stacked = (_finished_job(tmp_path, grid, size, monkeypatch) for size in (1, 128))
+    one, stacked = (_finished_job(tmp_path, grid, monkeypatch, inference_batch=size) for size in (1, 128))
     assert stacked.inference_batch == 128 and one.inference_batch == 32  # never below the training batch
-    numbers = [[{k: v for k, v in row.items() if k != "seconds"} for row in job.history] for job in (one, stacked)]
+    _assert_same_numbers(one, stacked)
+
+
+def _assert_same_numbers(one: Job, other: Job) -> None:
+    numbers = [[{k: v for k, v in row.items() if k != "seconds"} for row in job.history] for job in (one, other)]
     assert numbers[0] == numbers[1]  # every epoch's loss and accuracies, exactly
-    assert torch.equal(one.mapping.mapping, stacked.mapping.mapping)
-    for a, b in zip(one.input.parameters(), stacked.input.parameters(), strict=True):
+    assert torch.equal(one.mapping.mapping, other.mapping.mapping)
+    for a, b in zip(one.input.parameters(), other.input.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_a_job_with_fused_activations_ends_with_the_same_numbers(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    grid = "{input: padding, mapping: ilm, backbone: efficientnet_lite0, dataset: digits, seed: 0}"
+    plain, fused = (_finished_job(tmp_path, grid, monkeypatch, fuse=fuse) for fuse in (False, True))
+    assert (plain.fused_activations, fused.fused_activations) == (0, 33)
+    assert read_json(fused.directory / ENV)["fused_activations"] == 33
+    _assert_same_numbers(plain, fused)

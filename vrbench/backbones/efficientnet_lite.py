@@ -77,15 +77,21 @@ class _SameConv2d(nn.Conv2d):
                          groups=groups, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, weight, padding = self.conv_arguments(x)
+        return F.conv2d(x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+    def conv_arguments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        """(input, weight, symmetric padding) of the plain convolution this one runs as; engine/fusion.py calls it
+        too, so a fused convolution pads exactly as this one does."""
         if self.stride[0] == 1:
-            return super().forward(x)
+            return x, self.weight, list(self.padding)
         (top, bottom), (left, right) = (_same_padding(size, self.kernel_size[0], self.stride[0])
                                         for size in x.shape[-2:])
         depthwise = self.groups == self.in_channels == self.out_channels
         if top == left and bottom == right and (bottom == top or (bottom == top + 1 and depthwise)):
             weight = self.weight if bottom == top else F.pad(self.weight, (1, 0, 1, 0))  # zero first row and column
-            return F.conv2d(x, weight, self.bias, self.stride, bottom, self.dilation, self.groups)
-        return super().forward(F.pad(x, (left, right, top, bottom)))
+            return x, weight, [bottom, bottom]
+        return F.pad(x, (left, right, top, bottom)), self.weight, [0, 0]
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:

@@ -26,6 +26,7 @@ from vrbench.datasets.images import ImageSet
 from vrbench.engine.data import prepare_splits
 from vrbench.engine.device import DevicePlan, select_device
 from vrbench.engine.environment import describe_environment
+from vrbench.engine.fusion import fuse_activations, fuse_enabled
 from vrbench.engine.progress import ProgressFile
 from vrbench.engine.speed import fold_batchnorm, fold_enabled, keep_freed_memory
 from vrbench.errors import ResultsError
@@ -85,7 +86,8 @@ class Job:
         set_seed(c["seed"])
         self.setup()
         if getattr(self, "folded_batchnorm", 0):  # a kernel choice that moves the last bits (engine/speed.py)
-            atomic_write_json(self.directory / ENV, {**environment, "folded_batchnorm": self.folded_batchnorm})
+            atomic_write_json(self.directory / ENV, {**environment, "folded_batchnorm": self.folded_batchnorm,
+                                                     "fused_activations": self.fused_activations})
         self.optimizers = [_optimizer(g) for g in self.groups]
         self.schedulers = [self._scheduler(optimizer, group) for optimizer, group in zip(self.optimizers, self.groups,
                                                                                           strict=True)]
@@ -139,10 +141,12 @@ class Job:
         backbone_params = self.input.backbone_parameters(self.model) if self.trains_backbone else []
         for param in backbone_params:
             param.requires_grad_(True)
-        self.folded_batchnorm = 0
+        self.folded_batchnorm = self.fused_activations = 0
         if not self.trains_backbone and not self.backbone_info.is_clip and fold_enabled():
             model, self.folded_batchnorm = fold_batchnorm(self.model)  # VRBENCH_FOLD_BN=0 turns it off (speed.py)
             self.model = model.to(device, memory_format=torch.channels_last).requires_grad_(False)
+            if fuse_enabled():  # CPU only; bitwise the same numbers (engine/fusion.py)
+                self.fused_activations = fuse_activations(self.model)
         self.inference_mode_passes = not self.backbone_info.is_clip
         if self.inference_mode_passes:
             self.inference_batch = max(INFERENCE_BATCH, c["batch_size"])

@@ -32,9 +32,14 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 FOLD_ENV = "VRBENCH_FOLD_BN"
 
 
+def switch_on(variable: str) -> bool:
+    """An on-by-default switch: off only where the environment variable says 0, false, no or off."""
+    return os.environ.get(variable, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def fold_enabled() -> bool:
     """On unless VRBENCH_FOLD_BN is 0 (or false, no, off)."""
-    return os.environ.get(FOLD_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return switch_on(FOLD_ENV)
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers (malloc.h)

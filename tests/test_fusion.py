@@ -1,0 +1,92 @@
+"""Fused convolution + activation (vrbench.engine.fusion) gives bit for bit the numbers of the two ops it replaces,
+on the backbones vrbench folds, and leaves alone what it cannot fuse exactly."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from vrbench.backbones.efficientnet_lite import load_efficientnet_lite
+from vrbench.engine.fusion import FUSE_ENV, FusedConvActivation, fuse_activations, fuse_enabled
+from vrbench.engine.speed import fold_batchnorm
+
+pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch has no oneDNN")
+
+
+def _folded(model: nn.Module) -> nn.Module:
+    folded, _ = fold_batchnorm(model.eval().requires_grad_(False))
+    return folded.to(memory_format=torch.channels_last).requires_grad_(False)
+
+
+def _fused_pair(model: nn.Module) -> tuple[nn.Module, nn.Module, int]:
+    plain = _folded(model)
+    fused = copy.deepcopy(plain)
+    return plain, fused, fuse_activations(fused)
+
+
+@pytest.mark.parametrize(("name", "pairs", "size"), [
+    ("efficientnet_lite0", 33, 96),  # stem, head, and every expand and depthwise conv
+    ("efficientnet_lite0", 33, 97),  # odd sizes: TF 'same' padding by a padded copy in the stem
+    ("resnet18", 9, 64),  # stem and the first conv of each basic block (the second is followed by the sum)
+    ("resnet50", 33, 64),
+])
+def test_fused_inference_gives_bitwise_the_same_logits(name: str, pairs: int, size: int) -> None:
+    torch.manual_seed(0)
+    model = (load_efficientnet_lite(name) if name.startswith("efficientnet") else
+             getattr(torchvision.models, name)())  # random weights: the structure is what matters here
+    plain, fused, count = _fused_pair(model)
+    assert count == pairs
+    assert sum(isinstance(m, FusedConvActivation) for m in fused.modules()) == pairs
+    x = torch.randn(6, 3, size, size).contiguous(memory_format=torch.channels_last) * 2
+    with torch.inference_mode():
+        assert torch.equal(plain(x), fused(x))
+    with torch.no_grad():
+        assert torch.equal(plain(x), fused(x))
+
+
+def test_training_through_a_fused_model_runs_the_plain_ops() -> None:
+    """Where the input needs a gradient, the fused layers run conv + activation as autograd knows them: the same
+    output and input gradient as the unfused model, bit for bit."""
+    plain, fused, _ = _fused_pair(load_efficientnet_lite("efficientnet_lite0"))
+    torch.manual_seed(1)
+    x = torch.randn(4, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    results = []
+    for model in (plain, fused):
+        inputs = x.clone().requires_grad_(True)
+        out = model(inputs)
+        (out * torch.linspace(-1, 1, out.shape[1])).sum().backward()
+        results.append((out.detach(), inputs.grad))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+
+
+class _WeightStandardized(nn.Conv2d):
+    """A conv subclass with its own forward: fusing it with F.conv2d's arguments would change what it computes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = (self.weight - self.weight.mean((1, 2, 3), keepdim=True)) / (self.weight.std((1, 2, 3),
+                                                                                              keepdim=True) + 1e-5)
+        return nn.functional.conv2d(x, weight, self.bias, self.stride, self.padding)
+
+
+def test_unknown_conv_subclasses_trainable_and_untraced_models_are_left_alone() -> None:
+    custom = torch.fx.symbolic_trace(nn.Sequential(_WeightStandardized(3, 8, 3, padding=1), nn.ReLU()))
+    custom.requires_grad_(False)
+    assert fuse_activations(custom) == 0
+    trainable = torch.fx.symbolic_trace(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
+    assert fuse_activations(trainable) == 0  # a weight that trains gets autograd's kernels, never a fused call
+    frozen = trainable.requires_grad_(False)
+    assert fuse_activations(frozen) == 1
+    untraced = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()).requires_grad_(False)
+    assert fuse_activations(untraced) == 0
+
+
+def test_fusion_is_on_by_default_and_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(FUSE_ENV, raising=False)
+    assert fuse_enabled()
+    monkeypatch.setenv(FUSE_ENV, "0")
+    assert not fuse_enabled()
