@@ -157,6 +157,6 @@ def test_a_job_with_fused_activations_ends_with_the_same_numbers(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     grid = "{input: padding, mapping: ilm, backbone: efficientnet_lite0, dataset: digits, seed: 0}"
     plain, fused = (_finished_job(tmp_path, grid, monkeypatch, fuse=fuse) for fuse in (False, True))
-    assert (plain.fused_activations, fused.fused_activations) == (0, 33)
+    assert (plain.fused_activations, fused.fused_activations, fused.frozen_chains) == (0, 33, 15)
     assert read_json(fused.directory / ENV)["fused_activations"] == 33
     _assert_same_numbers(plain, fused)

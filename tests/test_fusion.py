@@ -11,7 +11,7 @@ import torchvision
 from torch import nn
 
 from vrbench.backbones.efficientnet_lite import load_efficientnet_lite
-from vrbench.engine.fusion import FUSE_ENV, FusedConvActivation, fuse_activations, fuse_enabled
+from vrbench.engine.fusion import FUSE_ENV, FrozenChain, FusedConvActivation, fuse_activations, fuse_enabled
 from vrbench.engine.speed import fold_batchnorm
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch has no oneDNN")
@@ -22,46 +22,62 @@ def _folded(model: nn.Module) -> nn.Module:
     return folded.to(memory_format=torch.channels_last).requires_grad_(False)
 
 
-def _fused_pair(model: nn.Module) -> tuple[nn.Module, nn.Module, int]:
+def _fused_pair(model: nn.Module) -> tuple[nn.Module, nn.Module, tuple[int, int]]:
     plain = _folded(model)
     fused = copy.deepcopy(plain)
     return plain, fused, fuse_activations(fused)
 
 
-@pytest.mark.parametrize(("name", "pairs", "size"), [
-    ("efficientnet_lite0", 33, 96),  # stem, head, and every expand and depthwise conv
-    ("efficientnet_lite0", 33, 97),  # odd sizes: TF 'same' padding by a padded copy in the stem
-    ("resnet18", 9, 64),  # stem and the first conv of each basic block (the second is followed by the sum)
-    ("resnet50", 33, 64),
+@pytest.mark.parametrize(("name", "pairs", "chains", "size"), [
+    # stem, head, and every expand and depthwise conv; a chain per block, the blocks without a residual joined
+    ("efficientnet_lite0", 33, 15, 96),
+    ("efficientnet_lite0", 33, 15, 97),  # odd sizes: the stem pads a copy of its input (TF 'same')
+    ("resnet18", 9, 8, 64),  # stem, and conv1 + relu -> conv2 of each basic block (conv2 is followed by the sum)
+    ("resnet50", 33, 16, 64),
 ])
-def test_fused_inference_gives_bitwise_the_same_logits(name: str, pairs: int, size: int) -> None:
+def test_fused_model_gives_bitwise_the_same_logits_and_input_gradients(name: str, pairs: int, chains: int,
+                                                                        size: int) -> None:
     torch.manual_seed(0)
     model = (load_efficientnet_lite(name) if name.startswith("efficientnet") else
              getattr(torchvision.models, name)())  # random weights: the structure is what matters here
-    plain, fused, count = _fused_pair(model)
-    assert count == pairs
+    plain, fused, counts = _fused_pair(model)
+    assert counts == (pairs, chains)
     assert sum(isinstance(m, FusedConvActivation) for m in fused.modules()) == pairs
+    assert sum(isinstance(m, FrozenChain) for m in fused.modules()) == chains
     x = torch.randn(6, 3, size, size).contiguous(memory_format=torch.channels_last) * 2
     with torch.inference_mode():
         assert torch.equal(plain(x), fused(x))
     with torch.no_grad():
         assert torch.equal(plain(x), fused(x))
-
-
-def test_training_through_a_fused_model_runs_the_plain_ops() -> None:
-    """Where the input needs a gradient, the fused layers run conv + activation as autograd knows them: the same
-    output and input gradient as the unfused model, bit for bit."""
-    plain, fused, _ = _fused_pair(load_efficientnet_lite("efficientnet_lite0"))
-    torch.manual_seed(1)
-    x = torch.randn(4, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    # a training step's view: the input needs a gradient, the chains are autograd nodes with their own backward
     results = []
-    for model in (plain, fused):
+    for network in (plain, fused):
         inputs = x.clone().requires_grad_(True)
-        out = model(inputs)
+        out = network(inputs)
         (out * torch.linspace(-1, 1, out.shape[1])).sum().backward()
         results.append((out.detach(), inputs.grad))
     assert torch.equal(results[0][0], results[1][0])
     assert torch.equal(results[0][1], results[1][1])
+
+
+def test_a_chain_keeps_less_for_the_backward_than_autograd() -> None:
+    """Autograd keeps both the activation's input and the next conv's input; a chain keeps one tensor per layer
+    (counted: the activations kept for the backward, not the weights, which the model holds anyway)."""
+    plain, fused, _ = _fused_pair(load_efficientnet_lite("efficientnet_lite0"))
+    x = torch.randn(4, 3, 64, 64).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    kept = []
+    for network in (plain, fused):
+        storages: dict[int, int] = {}
+
+        def pack(tensor: torch.Tensor, storages: dict[int, int] = storages) -> torch.Tensor:
+            if tensor.dim() == 4 and tensor.shape[0] == len(x):  # a batch of feature maps, not a weight
+                storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            network(x)
+        kept.append(sum(storages.values()))
+    assert kept[1] < 0.7 * kept[0]
 
 
 class _WeightStandardized(nn.Conv2d):
@@ -76,13 +92,13 @@ class _WeightStandardized(nn.Conv2d):
 def test_unknown_conv_subclasses_trainable_and_untraced_models_are_left_alone() -> None:
     custom = torch.fx.symbolic_trace(nn.Sequential(_WeightStandardized(3, 8, 3, padding=1), nn.ReLU()))
     custom.requires_grad_(False)
-    assert fuse_activations(custom) == 0
-    trainable = torch.fx.symbolic_trace(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
-    assert fuse_activations(trainable) == 0  # a weight that trains gets autograd's kernels, never a fused call
+    assert fuse_activations(custom) == (0, 0)
+    trainable = torch.fx.symbolic_trace(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 1)))
+    assert fuse_activations(trainable) == (0, 0)  # a weight that trains gets autograd's kernels, never a fused call
     frozen = trainable.requires_grad_(False)
-    assert fuse_activations(frozen) == 1
+    assert fuse_activations(frozen) == (1, 1)
     untraced = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()).requires_grad_(False)
-    assert fuse_activations(untraced) == 0
+    assert fuse_activations(untraced) == (0, 0)
 
 
 def test_fusion_is_on_by_default_and_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:

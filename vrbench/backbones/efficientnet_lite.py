@@ -77,21 +77,23 @@ class _SameConv2d(nn.Conv2d):
                          groups=groups, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, weight, padding = self.conv_arguments(x)
+        weight, padding, input_padding = self.conv_arguments(x)
+        if input_padding is not None:
+            x = F.pad(x, input_padding)
         return F.conv2d(x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
-    def conv_arguments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-        """(input, weight, symmetric padding) of the plain convolution this one runs as; engine/fusion.py calls it
-        too, so a fused convolution pads exactly as this one does."""
+    def conv_arguments(self, x: torch.Tensor) -> tuple[torch.Tensor, list[int], tuple[int, int, int, int] | None]:
+        """(weight, symmetric padding, padding of an input copy as F.pad takes it or None) of the plain convolution
+        this one runs as on `x`; engine/fusion.py calls it too, so a fused convolution pads exactly as this one."""
         if self.stride[0] == 1:
-            return x, self.weight, list(self.padding)
+            return self.weight, list(self.padding), None
         (top, bottom), (left, right) = (_same_padding(size, self.kernel_size[0], self.stride[0])
                                         for size in x.shape[-2:])
         depthwise = self.groups == self.in_channels == self.out_channels
         if top == left and bottom == right and (bottom == top or (bottom == top + 1 and depthwise)):
             weight = self.weight if bottom == top else F.pad(self.weight, (1, 0, 1, 0))  # zero first row and column
-            return x, weight, [bottom, bottom]
-        return F.pad(x, (left, right, top, bottom)), self.weight, [0, 0]
+            return weight, [bottom, bottom], None
+        return self.weight, [0, 0], (left, right, top, bottom)
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:

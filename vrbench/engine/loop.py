@@ -87,7 +87,8 @@ class Job:
         self.setup()
         if getattr(self, "folded_batchnorm", 0):  # a kernel choice that moves the last bits (engine/speed.py)
             atomic_write_json(self.directory / ENV, {**environment, "folded_batchnorm": self.folded_batchnorm,
-                                                     "fused_activations": self.fused_activations})
+                                                     "fused_activations": self.fused_activations,
+                                                     "frozen_chains": self.frozen_chains})
         self.optimizers = [_optimizer(g) for g in self.groups]
         self.schedulers = [self._scheduler(optimizer, group) for optimizer, group in zip(self.optimizers, self.groups,
                                                                                           strict=True)]
@@ -141,12 +142,12 @@ class Job:
         backbone_params = self.input.backbone_parameters(self.model) if self.trains_backbone else []
         for param in backbone_params:
             param.requires_grad_(True)
-        self.folded_batchnorm = self.fused_activations = 0
+        self.folded_batchnorm = self.fused_activations = self.frozen_chains = 0
         if not self.trains_backbone and not self.backbone_info.is_clip and fold_enabled():
             model, self.folded_batchnorm = fold_batchnorm(self.model)  # VRBENCH_FOLD_BN=0 turns it off (speed.py)
             self.model = model.to(device, memory_format=torch.channels_last).requires_grad_(False)
-            if fuse_enabled():  # CPU only; bitwise the same numbers (engine/fusion.py)
-                self.fused_activations = fuse_activations(self.model)
+            if fuse_enabled():  # CPU only; bitwise the same numbers and gradients (engine/fusion.py)
+                self.fused_activations, self.frozen_chains = fuse_activations(self.model)
         self.inference_mode_passes = not self.backbone_info.is_clip
         if self.inference_mode_passes:
             self.inference_batch = max(INFERENCE_BATCH, c["batch_size"])
