@@ -5,8 +5,9 @@
 Builds the engine's padding+ILM job of benchmarks/engine_throughput.py (EfficientNet-Lite0, digits 32 px on a 96-px
 canvas, 600 train / 360 test, batch 32, 2 threads), estimates its first mapping, and then alternates the mapping pass
 (`collect_train_logits`, over the training split), the test pass over the training split and the test pass over the
-test split, printing the median images/s of each. Both passes stack batches the same way, so per image they should
-cost the same; engine_throughput.py measures them inside the epoch, where their neighbours differ.
+test split, in reversed order every other round (so that no pass always follows the same one), printing the median
+images/s of each. Both passes stack batches the same way, so per image they should cost the same;
+engine_throughput.py measures them inside the epoch, where their neighbours differ.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def main() -> None:
         passes = (lambda: job.collect_train_logits(), lambda: job.evaluate(job.splits.train),
                   lambda: job.evaluate(job.splits.test))
         sizes = (len(job.splits.train), len(job.splits.train), len(job.splits.test))
-        for _ in range(args.rounds):
-            for name, run, size in zip(rates, passes, sizes, strict=True):
+        order = list(zip(rates, passes, sizes, strict=True))
+        for round_ in range(args.rounds):
+            for name, run, size in order if round_ % 2 == 0 else reversed(order):
                 start = time.perf_counter()
                 run()
                 rates[name].append(size / (time.perf_counter() - start))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import torch
 
 from tests.conftest import run_cli, run_killed_after_first_checkpoint
 from vrbench.suite import load_suite
@@ -56,6 +57,8 @@ def test_cifar_format_smoke_suite_runs_ingests_reports_and_skips_on_rerun(tmp_pa
         assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
         env = json.loads((results / "runs" / job.run_id / "env.json").read_text())
         assert env["device"] == "cpu" and env["precision"] == "fp32"
+        # what decides the CPU kernels' rounding, so that two machines' different numbers can be explained
+        assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and env["device_name"]
     with duckdb.connect(str(results / "vrbench.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from runs where status = 'done'").fetchone()[0] == 5
         assert con.execute("select count(*) from epochs").fetchone()[0] == 10

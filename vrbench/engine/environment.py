@@ -25,11 +25,22 @@ def git_sha() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def cpu_model() -> str:
+    """The CPU's marketing name where Linux tells it (/proc/cpuinfo), else what Python's platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def describe_environment(plan: DevicePlan) -> dict[str, Any]:
     if plan.device.type == "cuda":
         device_name = torch.cuda.get_device_name(plan.device)
     else:
-        device_name = platform.processor() or platform.machine()
+        device_name = cpu_model()
     return {
         "vrbench_version": vrbench.__version__,
         "torch_version": torch.__version__,
@@ -39,6 +50,9 @@ def describe_environment(plan: DevicePlan) -> dict[str, Any]:
         "device_name": device_name,
         "precision": plan.precision,
         "threads": plan.threads,
+        # the vector instructions torch's CPU kernels dispatch to: two CPUs with different ones round differently,
+        # so a run can end with other numbers on another machine (README, "Performance")
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "argv": sys.argv,
