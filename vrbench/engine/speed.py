@@ -1,4 +1,5 @@
 """Speed-ups of the VR loop: two that change no number, and one (on by default, with a switch) that changes rounding.
+(The fourth, convolutions fused with their activations, lives in fusion.py; it changes no number either.)
 
 - Freed memory stays in the process (glibc's mmap and trim thresholds raised to 1 GiB, as jemalloc or tcmalloc
   would do): a batch's activations are tens of MB, and by default glibc returns each such block to the kernel
