@@ -89,9 +89,17 @@ class _WeightStandardized(nn.Conv2d):
         return nn.functional.conv2d(x, weight, self.bias, self.stride, self.padding)
 
 
+class _ConvLeaves(torch.fx.Tracer):
+    """Keeps every conv one call_module node, subclasses too (as fold_batchnorm's tracer does)."""
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return isinstance(module, nn.Conv2d) or super().is_leaf_module(module, qualified_name)
+
+
 def test_unknown_conv_subclasses_trainable_and_untraced_models_are_left_alone() -> None:
-    custom = torch.fx.symbolic_trace(nn.Sequential(_WeightStandardized(3, 8, 3, padding=1), nn.ReLU()))
-    custom.requires_grad_(False)
+    root = nn.Sequential(_WeightStandardized(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 1)).requires_grad_(False)
+    custom = torch.fx.GraphModule(root, _ConvLeaves().trace(root))
+    assert [n.op for n in custom.graph.nodes].count("call_module") == 3  # the subclass is a node fusion could take
     assert fuse_activations(custom) == (0, 0)
     trainable = torch.fx.symbolic_trace(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 1)))
     assert fuse_activations(trainable) == (0, 0)  # a weight that trains gets autograd's kernels, never a fused call
