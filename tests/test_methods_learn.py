@@ -4,7 +4,8 @@ A short run per method (EfficientNet-Lite0 with its packaged weights, a 64-px mo
 images, the full 360-image test split): slow, so CI runs it but `-m "not slow"` skips it. "Beats chance" is a
 one-sided binomial test at the 1 % level: at least 51 of 360 test images right (14.2 %), where chance expects 36.
 The resize-based inputs (watermark frames, SMM) learn slowly at this scale, and their random horizontal flips do
-not suit digits, so they sit well below padding VR here; they still have to clear the bar.
+not suit digits, so they sit well below padding VR here; they still have to clear the bar (SMM's mask-only variant
+without the augmentation, see the overrides).
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ overrides:
     set: {canvas: 64}
   - match: {input: [full, narrow, medium, smm, smm_only_mask, resize]}
     set: {resolution: 64}
+  # SMM's "only f_mask" has no shared pattern, and its per-sample mask alone learns too slowly here under the
+  # 96 -> 64 px random crops and flips: best 13.9 % (50 of 360, one image short of the bar) on an AVX-512 CPU, above
+  # it on another (kernels round by instruction set). Without the augmentation it learns steadily (27 % after 5
+  # epochs there); the other resize-based inputs keep the augmentation, so that path stays exercised.
+  - match: {input: smm_only_mask}
+    set: {crop_margin: 0}
   - match: {input: finetune}
     set: {resolution: 64, crop_margin: 8}
 """
