@@ -51,7 +51,7 @@ def describe_environment(plan: DevicePlan) -> dict[str, Any]:
         "precision": plan.precision,
         "threads": plan.threads,
         # the vector instructions torch's CPU kernels dispatch to: two CPUs with different ones round differently,
-        # so a run can end with other numbers on another machine (README, "Performance")
+        # so a run can end with other numbers on another machine (README, under the smoke suite's table)
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "hostname": socket.gethostname(),
         "platform": platform.platform(),

@@ -1,0 +1,118 @@
+"""The frozen backbone's share of an epoch, fused against unfused, side by side in one process.
+
+    python benchmarks/training_step.py [--rounds 8] [--threads 2]
+
+EfficientNet-Lite0 with its packaged weights, BatchNorm folded and channels_last as the engine runs it, on random
+96-px inputs. It alternates, round by round, the model as folded and the model after vrbench.engine.fusion
+(convolutions fused with their activations, straight runs of layers as one autograd node), and prints the median
+images/s of
+
+- a training step: forward and backward to the input at batch 32, and the same at 64 and 96 (what stacking the
+  batches of two or three seeds of a cell into one forward would give);
+- an inference pass at the engine's inference batch (128), as the mapping and test passes run it;
+
+then the bytes of activations each model keeps for the backward of one batch of 32 (saved-tensor hooks; weights
+excluded, the model holds them anyway), and checks that outputs and input gradients are the same bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vrbench.backbones.efficientnet_lite import load_efficientnet_lite  # noqa: E402
+from vrbench.engine.fusion import fuse_activations  # noqa: E402
+from vrbench.engine.loop import INFERENCE_BATCH  # noqa: E402
+from vrbench.engine.speed import fold_batchnorm, keep_freed_memory  # noqa: E402
+
+TRAINING_BATCHES = (32, 64, 96)
+
+
+def batch(size: int) -> torch.Tensor:
+    return torch.randn(size, 3, 96, 96).contiguous(memory_format=torch.channels_last)
+
+
+def training_step(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    inputs = x.clone().requires_grad_(True)
+    out = model(inputs)
+    (out * torch.linspace(-1, 1, out.shape[1])).sum().backward()
+    return out.detach(), inputs.grad
+
+
+def kept_for_backward(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the batch-sized tensors autograd keeps for the backward of one forward."""
+    storages: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.dim() == 4 and tensor.shape[0] == len(x):
+            storages[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(x.clone().requires_grad_(True))
+    return sum(storages.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as the engine's workers run
+    torch.manual_seed(0)
+    folded, _ = fold_batchnorm(load_efficientnet_lite("efficientnet_lite0").requires_grad_(False))
+    folded = folded.to(memory_format=torch.channels_last).requires_grad_(False)
+    fused = copy.deepcopy(folded)
+    pairs, chains = fuse_activations(fused)
+    models = {"folded": folded, "fused": fused}
+    inputs = {size: batch(size) for size in (*TRAINING_BATCHES, INFERENCE_BATCH)}
+
+    same = [torch.equal(a, b) for a, b in zip(training_step(folded, inputs[32]), training_step(fused, inputs[32]),
+                                               strict=True)]
+    with torch.inference_mode():
+        same.append(torch.equal(folded(inputs[INFERENCE_BATCH]), fused(inputs[INFERENCE_BATCH])))
+    if not all(same):
+        raise SystemExit(f"fused and folded models differ (training output, input gradient, inference: {same})")
+
+    rates: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for round_ in range(args.rounds):
+        for name in models if round_ % 2 == 0 else reversed(list(models)):
+            model = models[name]
+            for size in TRAINING_BATCHES:
+                training_step(model, inputs[size])  # warm: first calls of a shape pay oneDNN's primitive creation
+                start = time.perf_counter()
+                training_step(model, inputs[size])
+                rates[(name, f"training step, batch {size}")].append(size / (time.perf_counter() - start))
+            with torch.inference_mode():
+                model(inputs[INFERENCE_BATCH])
+                start = time.perf_counter()
+                model(inputs[INFERENCE_BATCH])
+                rates[(name, f"inference, batch {INFERENCE_BATCH}")].append(
+                    INFERENCE_BATCH / (time.perf_counter() - start))
+
+    print(f"EfficientNet-Lite0, folded, channels_last, 96 px, {args.threads} threads, torch {torch.__version__}, "
+          f"{torch.backends.cpu.get_cpu_capability()}; medians of {args.rounds} alternating rounds; fusion: {pairs} "
+          f"conv+activation pairs, {chains} chains; outputs and input gradients equal bit for bit")
+    print(f"{'images/s':<28}{'folded':>10}{'fused':>10}{'ratio':>9}")
+    for phase in dict.fromkeys(phase for _, phase in rates):
+        plain, fast = (statistics.median(rates[(name, phase)]) for name in models)
+        print(f"{phase:<28}{plain:>10.1f}{fast:>10.1f}{fast / plain:>8.2f}x")
+    kept = {name: kept_for_backward(model, inputs[32]) / 1e6 for name, model in models.items()}
+    print(f"{'kept for backward, MB':<28}{kept['folded']:>10.1f}{kept['fused']:>10.1f}"
+          f"{kept['fused'] / kept['folded']:>8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
