@@ -22,8 +22,8 @@ adaptive defaults, which left a plain loop run after it about 3x slower than a f
   timers around its three phases (a subclass that calls the engine's own methods). BLM's fast edition
   (`mapping_mode: fast`) runs beside faithful ILM.
 - with --levers, vrbench ILM with one lever taken away: glibc's allocator as it comes (no keep_freed_memory),
-  BatchNorm not folded (VRBENCH_FOLD_BN=0), and activations not fused into the convolutions of the inference passes
-  (VRBENCH_FUSE_ACTIVATIONS=0).
+  BatchNorm not folded (VRBENCH_FOLD_BN=0), and neither activations fused into the convolutions nor straight runs
+  of layers trained as one autograd node (VRBENCH_FUSE_ACTIVATIONS=0, vrbench/engine/fusion.py).
 
 It prints images/s per phase (label-mapping pass, training, test) and seconds per epoch, with the ratios to the
 plain loop. Then it checks that the engine computes what the plain loop computes: the plain loop runs one epoch

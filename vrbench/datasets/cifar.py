@@ -11,7 +11,6 @@ that says what to fetch and where to put it, instead of torchvision's "Dataset n
 
 from __future__ import annotations
 
-import os
 import socket
 import tarfile
 from pathlib import Path
@@ -30,6 +29,7 @@ from vrbench.datasets.images import (
     resolve_data_root,
 )
 from vrbench.errors import MissingResourceError
+from vrbench.switches import switch_on
 
 NAME = "cifar10"
 VERIFY_ENV = "VRBENCH_VERIFY_CHECKSUMS"
@@ -48,7 +48,7 @@ _md5_memo: dict[tuple[str, int, int], str] = {}
 
 def verify_checksums() -> bool:
     """Checksums are verified unless VRBENCH_VERIFY_CHECKSUMS is 0/false/no/off."""
-    return os.environ.get(VERIFY_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
+    return switch_on(VERIFY_ENV)
 
 
 def _md5(path: Path) -> str:

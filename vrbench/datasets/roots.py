@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from vrbench.errors import ConfigError
+from vrbench.switches import switch_on
 
 DATA_ENV = "VRBENCH_DATA"
 CONFIG_ENV = "VRBENCH_CONFIG"
@@ -80,7 +81,7 @@ def resolve_data_root(option: Path | str | None = None) -> DataRoot:
 
 def cache_enabled() -> bool:
     """The decoded-image cache is on unless VRBENCH_CACHE is 0/false/no/off."""
-    return os.environ.get(CACHE_ENV, "1").strip().lower() not in {"0", "false", "no", "off"}
+    return switch_on(CACHE_ENV)
 
 
 def cache_dir() -> Path:

@@ -17,7 +17,8 @@ Two rewrites of its torch.fx graph, both bit for bit the same outputs and input 
   of one per layer also keeps the Python cost of a hand-written backward small: per layer, it ate what the fused
   forward saved (measured: 129 ms per EfficientNet-Lite0 step at batch 32 either way).
 
-Measured side by side: `python benchmarks/engine_throughput.py --levers` ("ILM unfused").
+Measured side by side: `python benchmarks/engine_throughput.py --levers` (the row "ILM unfused act.", per epoch)
+and `python benchmarks/training_step.py` (the backbone alone).
 Only float32 models on a CPU with oneDNN whose weights are all frozen are rewritten; VRBENCH_FUSE_ACTIVATIONS=0
 turns both rewrites off (they change no number; the switch is for measuring).
 """
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from vrbench.engine.speed import switch_on
+from vrbench.switches import switch_on
 
 FUSE_ENV = "VRBENCH_FUSE_ACTIVATIONS"
 

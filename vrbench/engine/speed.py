@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 
 import torch
@@ -30,12 +29,9 @@ import torch.fx
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from vrbench.switches import switch_on
+
 FOLD_ENV = "VRBENCH_FOLD_BN"
-
-
-def switch_on(variable: str) -> bool:
-    """An on-by-default switch: off only where the environment variable says 0, false, no or off."""
-    return os.environ.get(variable, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def fold_enabled() -> bool:
