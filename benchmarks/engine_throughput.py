@@ -22,13 +22,16 @@ adaptive defaults, which left a plain loop run after it about 3x slower than a f
   timers around its three phases (a subclass that calls the engine's own methods). BLM's fast edition
   (`mapping_mode: fast`) runs beside faithful ILM.
 - with --levers, vrbench ILM with one lever taken away: glibc's allocator as it comes (no keep_freed_memory),
-  BatchNorm not folded (VRBENCH_FOLD_BN=0), and neither activations fused into the convolutions nor straight runs
-  of layers trained as one autograd node (VRBENCH_FUSE_ACTIVATIONS=0, vrbench/engine/fusion.py).
+  BatchNorm not folded (VRBENCH_FOLD_BN=0), neither activations fused into the convolutions nor straight runs
+  of layers trained as one autograd node (VRBENCH_FUSE_ACTIVATIONS=0, vrbench/engine/fusion.py), and the whole
+  canvas through the first layers for every image instead of the border once per batch (VRBENCH_SHARE_BORDER=0,
+  vrbench/engine/border.py).
 
 It prints images/s per phase (label-mapping pass, training, test) and seconds per epoch, with the ratios to the
 plain loop. Then it checks that the engine computes what the plain loop computes: the plain loop runs one epoch
 again with the engine's kernels (the model in channels_last, BatchNorm folded or not; the loop itself unchanged),
-and the engine's label mapping before epoch 1 and pattern after it must equal that run's bit for bit. What is
+and the engine's label mapping before epoch 1 and pattern after it must equal that run's bit for bit (the shared
+border is part of the engine's kernels: its model is the loop's network there too). What is
 left between the engine and the original is the kernels, whose effect is printed: the first batch's logits under
 both (within 1e-4). A run that fails a check stops the benchmark with an error.
 All figures leave out each run's first epoch, and the rates each phase's first pass (they pay warm-up).
@@ -55,6 +58,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from vrbench import mapping as lm
 from vrbench.backbones import BACKBONES
+from vrbench.engine.border import SHARE_ENV, share_border
 from vrbench.engine.data import load_split
 from vrbench.engine.fusion import FUSE_ENV
 from vrbench.engine.loop import Job, set_seed
@@ -107,8 +111,8 @@ def plain_run(data: dict[str, Any], setting: dict[str, Any], estimate: Callable,
     """The original loop shape; appends per-phase rates and epoch seconds to `times`, the checks to `record`.
 
     kernels="engine" (for the checks only, never timed): the same loop with the engine's numerics, i.e. the model in
-    channels_last with its BatchNorm folded ("engine-unfolded": channels_last only), so that its pattern can be
-    compared bit for bit with the engine's.
+    channels_last with its BatchNorm folded and the shared border ("engine-unshared": without the shared border;
+    "engine-unfolded": channels_last only), so that its pattern can be compared bit for bit with the engine's.
     """
     set_seed(setting["seed"])
     info = BACKBONES.get("efficientnet_lite0")
@@ -116,9 +120,11 @@ def plain_run(data: dict[str, Any], setting: dict[str, Any], estimate: Callable,
     network.requires_grad_(False)
     network.eval()
     if kernels != "original":
-        if kernels == "engine":
+        if kernels != "engine-unfolded":
             network = fold_batchnorm(network)[0]
         network = network.to(memory_format=torch.channels_last).requires_grad_(False)
+        if kernels == "engine":
+            network = share_border(network)
         model = network
         network = lambda x: model(x.contiguous(memory_format=torch.channels_last))  # noqa: E731
     prompt = PlainPrompt(setting["image_size"], setting["canvas"], info.mean, info.std)
@@ -248,6 +254,9 @@ LEVERS: dict[str, Callable[..., None]] = {  # vrbench ILM with one lever taken a
                                                                         args.threads, t, r, {FOLD_ENV: "0"}),
     "ILM unfused act.": lambda data, setting, args, d, t, r: vrbench_run(d, setting, "ilm", "faithful", args.epochs,
                                                                          args.threads, t, r, {FUSE_ENV: "0"}),
+    "ILM unshared border": lambda data, setting, args, d, t, r: vrbench_run(d, setting, "ilm", "faithful",
+                                                                            args.epochs, args.threads, t, r,
+                                                                            {SHARE_ENV: "0"}),
 }
 
 
@@ -323,7 +332,8 @@ def main() -> None:
     blm = lambda z, y, c: lm.blm(z, y, c, lap=1.0)  # noqa: E731
     references: dict[str, dict[str, Any]] = {}
     for name, estimate, kernels in (("ILM", plain_ilm, "engine"), ("BLM", blm, "engine"),
-                                    ("ILM unfolded", plain_ilm, "engine-unfolded")):
+                                    ("ILM unfolded", plain_ilm, "engine-unfolded"),
+                                    ("ILM unshared", plain_ilm, "engine-unshared")):
         references[name] = {}
         plain_run(data, setting, estimate, 1, defaultdict(list), references[name], kernels=kernels)
     load = (*load, *os.getloadavg())
@@ -333,22 +343,22 @@ def main() -> None:
           f"{args.epochs} epochs, each run in a fresh process; load average before {load[0]:.2f}, after "
           f"{load[3]:.2f} (1 min)")
     plain = {key: median(values) for key, values in times["plain ILM"].items()}
-    header = f"{'loop':<19}" + "".join(f"{phase + ' img/s':>20}" for phase in PHASES) + f"{'s/epoch':>10}"
+    header = f"{'loop':<21}" + "".join(f"{phase + ' img/s':>20}" for phase in PHASES) + f"{'s/epoch':>10}"
     print(header)
     for name in names:
         row = {key: median(values) for key, values in times[name].items()}
         cells = "".join(f"{row.get(phase, float('nan')):>20.1f}" for phase in PHASES)
-        print(f"{name:<19}{cells}{row['epoch seconds']:>10.2f}")
+        print(f"{name:<21}{cells}{row['epoch seconds']:>10.2f}")
         if name != "plain ILM":
             ratios = "".join(f"{row.get(phase, float('nan')) / plain[phase]:>19.2f}x" for phase in PHASES)
-            print(f"{'  ratio to plain':<19}{ratios}{plain['epoch seconds'] / row['epoch seconds']:>9.2f}x")
+            print(f"{'  ratio to plain':<21}{ratios}{plain['epoch seconds'] / row['epoch seconds']:>9.2f}x")
     spread = sorted(times["plain ILM"]["epoch seconds"])
     print(f"(plain ILM's epochs ranged over {spread[0]:.2f}-{spread[-1]:.2f} s)")
     # A machine whose speed drifts moves both runs of a round alike: the ratio within each round is steadier.
     print("per-epoch ratio to plain within each round (the runs next to each other in time):")
     for name in names[1:]:
         paired = [p / o for p, o in zip(per_round["plain ILM"], per_round[name], strict=True)]
-        print(f"  {name:<19}" + "  ".join(f"{r:.2f}x" for r in paired) + f"   median {median(paired):.2f}x")
+        print(f"  {name:<21}" + "  ".join(f"{r:.2f}x" for r in paired) + f"   median {median(paired):.2f}x")
     print("\nchecks after one epoch (same seed, same batches; the plain loop run again with the engine's kernels):")
     check("vrbench ILM", records["vrbench ILM"], references["ILM"], records["plain ILM"])
     check("vrbench BLM fast", records["vrbench BLM fast"], references["BLM"])
@@ -356,6 +366,7 @@ def main() -> None:
         check("ILM unfolded BN", records["ILM unfolded BN"], references["ILM unfolded"], records["plain ILM"])
         check("ILM default malloc", records["ILM default malloc"], references["ILM"])
         check("ILM unfused act.", records["ILM unfused act."], references["ILM"])
+        check("ILM unshared border", records["ILM unshared border"], references["ILM unshared"], records["plain ILM"])
 
 
 def check(name: str, ours: dict[str, Any], plain: dict[str, Any], original: dict[str, Any] | None = None) -> None:

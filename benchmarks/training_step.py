@@ -2,9 +2,11 @@
 
     python benchmarks/training_step.py [--rounds 8] [--threads 2]
 
-EfficientNet-Lite0 with its packaged weights, BatchNorm folded and channels_last as the engine runs it, on random
-96-px inputs. It alternates, round by round, the model as folded and the model after vrbench.engine.fusion
-(convolutions fused with their activations, straight runs of layers as one autograd node), and prints the median
+EfficientNet-Lite0 with its packaged weights, BatchNorm folded and channels_last as the engine runs it, on padding
+VR's inputs (random 32-px images centred on a 96-px canvas, one random pattern around them). It alternates, round by
+round, the model as folded, the model after vrbench.engine.fusion (convolutions fused with their activations,
+straight runs of layers as one autograd node), and that one with vrbench.engine.border's shared border (the first
+layers once for the border the batch has in common, the batch only around its images), and prints the median
 images/s of
 
 - a training step: forward and backward to the input at batch 32, and the same at 64 and 96 (what stacking the
@@ -12,7 +14,8 @@ images/s of
 - an inference pass at the engine's inference batch (128), as the mapping and test passes run it;
 
 then the bytes of activations each model keeps for the backward of one batch of 32 (saved-tensor hooks; weights
-excluded, the model holds them anyway), and checks that outputs and input gradients are the same bit for bit.
+excluded, the model holds them anyway). It checks that the fused model's outputs and input gradients are the folded
+one's bit for bit, and the shared border's within 1e-4 of the logits and 1e-5 of the largest input gradient.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vrbench.backbones.efficientnet_lite import load_efficientnet_lite  # noqa: E402
+from vrbench.engine.border import share_border  # noqa: E402
 from vrbench.engine.fusion import fuse_activations  # noqa: E402
 from vrbench.engine.loop import INFERENCE_BATCH  # noqa: E402
 from vrbench.engine.speed import fold_batchnorm, keep_freed_memory  # noqa: E402
@@ -39,8 +43,12 @@ from vrbench.engine.speed import fold_batchnorm, keep_freed_memory  # noqa: E402
 TRAINING_BATCHES = (32, 64, 96)
 
 
+PATTERN = torch.randn(1, 3, 96, 96)
+
+
 def batch(size: int) -> torch.Tensor:
-    return torch.randn(size, 3, 96, 96).contiguous(memory_format=torch.channels_last)
+    images = torch.nn.functional.pad(torch.randn(size, 3, 32, 32), (32, 32, 32, 32))
+    return (images + PATTERN).contiguous(memory_format=torch.channels_last)
 
 
 def training_step(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,15 +84,22 @@ def main() -> None:
     folded = folded.to(memory_format=torch.channels_last).requires_grad_(False)
     fused = copy.deepcopy(folded)
     pairs, chains = fuse_activations(fused)
-    models = {"folded": folded, "fused": fused}
+    shared = share_border(fused)
+    models = {"folded": folded, "fused": fused, "shared": shared}
     inputs = {size: batch(size) for size in (*TRAINING_BATCHES, INFERENCE_BATCH)}
 
-    same = [torch.equal(a, b) for a, b in zip(training_step(folded, inputs[32]), training_step(fused, inputs[32]),
-                                               strict=True)]
+    (logits, gradient), (fused_logits, fused_gradient), (shared_logits, shared_gradient) = (
+        training_step(model, inputs[32]) for model in models.values())
     with torch.inference_mode():
-        same.append(torch.equal(folded(inputs[INFERENCE_BATCH]), fused(inputs[INFERENCE_BATCH])))
+        inference = [model(inputs[INFERENCE_BATCH]) for model in models.values()]
+    same = [torch.equal(logits, fused_logits), torch.equal(gradient, fused_gradient),
+            torch.equal(inference[0], inference[1])]
     if not all(same):
         raise SystemExit(f"fused and folded models differ (training output, input gradient, inference: {same})")
+    logit_gap = max((shared_logits - fused_logits).abs().max(), (inference[2] - inference[1]).abs().max()).item()
+    gradient_gap = ((shared_gradient - fused_gradient).abs().max() / fused_gradient.abs().max()).item()
+    if logit_gap > 1e-4 * logits.abs().max() or gradient_gap > 1e-5:
+        raise SystemExit(f"the shared border is off: logits by {logit_gap:.1e}, input gradient by {gradient_gap:.1e}")
 
     rates: dict[tuple[str, str], list[float]] = defaultdict(list)
     for round_ in range(args.rounds):
@@ -104,14 +119,15 @@ def main() -> None:
 
     print(f"EfficientNet-Lite0, folded, channels_last, 96 px, {args.threads} threads, torch {torch.__version__}, "
           f"{torch.backends.cpu.get_cpu_capability()}; medians of {args.rounds} alternating rounds; fusion: {pairs} "
-          f"conv+activation pairs, {chains} chains; outputs and input gradients equal bit for bit")
-    print(f"{'images/s':<28}{'folded':>10}{'fused':>10}{'ratio':>9}")
+          f"conv+activation pairs, {chains} chains; fused = folded bit for bit; shared border: logits within "
+          f"{logit_gap:.0e}, input gradient within {gradient_gap:.0e} of its largest value")
+    print(f"{'images/s':<28}{'folded':>10}{'fused':>10}{'shared':>10}{'fused/folded':>14}{'shared/fused':>14}")
     for phase in dict.fromkeys(phase for _, phase in rates):
-        plain, fast = (statistics.median(rates[(name, phase)]) for name in models)
-        print(f"{phase:<28}{plain:>10.1f}{fast:>10.1f}{fast / plain:>8.2f}x")
+        plain, fast, fastest = (statistics.median(rates[(name, phase)]) for name in models)
+        print(f"{phase:<28}{plain:>10.1f}{fast:>10.1f}{fastest:>10.1f}{fast / plain:>13.2f}x{fastest / fast:>13.2f}x")
     kept = {name: kept_for_backward(model, inputs[32]) / 1e6 for name, model in models.items()}
-    print(f"{'kept for backward, MB':<28}{kept['folded']:>10.1f}{kept['fused']:>10.1f}"
-          f"{kept['fused'] / kept['folded']:>8.2f}x")
+    print(f"{'kept for backward, MB':<28}{kept['folded']:>10.1f}{kept['fused']:>10.1f}{kept['shared']:>10.1f}"
+          f"{kept['fused'] / kept['folded']:>13.2f}x{kept['shared'] / kept['fused']:>13.2f}x")
 
 
 if __name__ == "__main__":

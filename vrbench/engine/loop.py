@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from vrbench.backbones import BACKBONES, strip_classifier
 from vrbench.datasets.images import ImageSet
+from vrbench.engine.border import SharedBorder, share_border, share_enabled
 from vrbench.engine.data import prepare_splits
 from vrbench.engine.device import DevicePlan, select_device
 from vrbench.engine.environment import describe_environment
@@ -88,7 +89,8 @@ class Job:
         if getattr(self, "folded_batchnorm", 0):  # a kernel choice that moves the last bits (engine/speed.py)
             atomic_write_json(self.directory / ENV, {**environment, "folded_batchnorm": self.folded_batchnorm,
                                                      "fused_activations": self.fused_activations,
-                                                     "frozen_chains": self.frozen_chains})
+                                                     "frozen_chains": self.frozen_chains,
+                                                     "shared_border": self.shared_border})
         self.optimizers = [_optimizer(g) for g in self.groups]
         self.schedulers = [self._scheduler(optimizer, group) for optimizer, group in zip(self.optimizers, self.groups,
                                                                                           strict=True)]
@@ -148,6 +150,9 @@ class Job:
             self.model = model.to(device, memory_format=torch.channels_last).requires_grad_(False)
             if fuse_enabled():  # CPU only; bitwise the same numbers and gradients (engine/fusion.py)
                 self.fused_activations, self.frozen_chains = fuse_activations(self.model)
+            if share_enabled():  # the batch's common border through the first layers once (engine/border.py)
+                self.model = share_border(self.model)
+        self.shared_border = isinstance(self.model, SharedBorder)
         self.inference_mode_passes = not self.backbone_info.is_clip
         if self.inference_mode_passes:
             self.inference_batch = max(INFERENCE_BATCH, c["batch_size"])
