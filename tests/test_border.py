@@ -86,7 +86,7 @@ def test_shared_border_gives_the_logits_and_pattern_gradient_of_the_model(name: 
     pattern = torch.randn(1, 3, canvas, canvas)
     images = _padded(6, image, canvas, torch.zeros(1, 3, canvas, canvas))
     plan = shared.plan((images + pattern).contiguous(memory_format=torch.channels_last))
-    assert plan is not None and plan.rows.fraction(canvas) < 1
+    assert plan is not None and plan.stages[0].rows.fraction(canvas) < 1
     with torch.inference_mode():
         x = (images + pattern).contiguous(memory_format=torch.channels_last)
         logits, ours = model(x), shared(x)

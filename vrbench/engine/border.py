@@ -3,28 +3,29 @@
 Padding VR puts every image of a batch on the same canvas: a 32-px image in the middle of a 96-px (or 224-px) canvas
 whose border is the learned pattern, identical for all images of the batch. A convnet's first layers are local, so
 at every position whose receptive field misses the box where the images differ they compute the same value for every
-image. `SharedBorder` runs those layers (the "head" of the network, up to a cut) once on the first image, and on the
-whole batch only over a crop of the canvas: the box, widened by the head's receptive field and aligned to its stride
-so that every convolution pads the crop exactly as it pads the whole canvas. The positions the box can reach are
-pasted from the crop into the shared map, and the rest of the network (the "tail") runs on the full batch as before.
-The box is found on every batch (where any image differs from the first), so inputs whose images differ everywhere
-(resized images, SMM's masks, a per-image pattern) run the whole network as they did.
+image. `SharedBorder` runs those layers (the "head" of the network) once on the first image, and on the batch only
+over crops, stage by stage: each stage (a stretch of layers between two block boundaries) takes its input map's
+varying positions widened by the stage's own receptive field, aligned to the stage's stride so that every
+convolution pads the crop exactly as it pads the whole map, and pastes its output into the shared image's map. The
+rest of the network (the "tail") runs on the full batch as before. The box is found on every batch (where any image
+differs from the first), so inputs whose images differ everywhere (resized images, SMM's masks, a per-image pattern)
+run the whole network as they did.
 
 The same function, computed in another order: the forward values are the same products and sums (bit for bit in the
 tests here), but the gradient of the shared positions reaches the pattern summed over the batch before the head's
 backward instead of after it, which moves the pattern's gradient in the last bits (tests/test_border.py holds it
-within 1e-5 relative; logits within 1e-4 as the issue asks). So it changes rounding, like BatchNorm folding, and
-``VRBENCH_SHARE_BORDER=0`` turns it off. On EfficientNet-Lite0 at 96 px with a 32-px image the head is the stem and
-stage 2 (stride 4): about x1.25 on a training step and x1.2 on inference (benchmarks/training_step.py); at ILM-VP's
-CIFAR setting (32 px on 224) the crop is a tenth of the canvas.
+within 1e-5 of its largest value, logits within 1e-4). So it changes rounding, like BatchNorm folding, and
+``VRBENCH_SHARE_BORDER=0`` turns it off. Measured with benchmarks/training_step.py and engine_throughput.py: on
+EfficientNet-Lite0 at 96 px with a 32-px image (two stages, to stride 4) about x1.13 on a training step and x1.23
+on inference; on ResNet18 at ILM-VP's CIFAR setting (32 px on 224; five stages, into layer 2) x1.47 and x1.64.
 
-The cut is chosen per input size and box: among the points where one tensor carries everything (block boundaries),
-the one that saves the most multiply-adds, counting the crop and the one shared image. What the head may contain:
-convolutions (with their own padding rule, as Lite's TF 'same', through ``conv_arguments``), the fused convolutions
-and chains of engine/fusion.py, max and average pooling, eval-mode BatchNorm, pointwise activations, sums and products
-of feature maps. Anything else ends the head. Each new plan is checked once against the full computation on the
-batch's first two images; a plan that disagrees (a layer whose geometry this module misreads) is dropped with a
-warning and that batch shape runs whole.
+The stages are chosen per input shape, box and batch size by a cost model (multiply-adds plus memory traffic, less
+the stages' own copies): a dynamic programme over the points where one tensor carries everything (block
+boundaries). What a head may contain: convolutions (with their own padding rule, as Lite's TF 'same', through
+``conv_arguments``), the fused convolutions and chains of engine/fusion.py, max and average pooling, eval-mode
+BatchNorm, pointwise activations, sums and products of feature maps. Anything else ends the head. Each new plan is
+checked once against the whole computation on the batch's first two images; a plan that disagrees (a layer whose
+geometry this module misreads) is dropped with a warning and inputs of that shape run whole.
 """
 
 from __future__ import annotations
@@ -80,9 +81,34 @@ class Axis:
 Axes = tuple[Axis, Axis]  # (height, width)
 
 
-def _conv(conv: nn.Conv2d, axes: Axes) -> tuple[Axes, int] | None:
+@dataclass(frozen=True)
+class Map:
+    """A feature map as the geometry pass sees it: its axes and channels."""
+
+    axes: Axes
+    channels: int
+
+    @property
+    def elements(self) -> int:
+        return self.channels * self.axes[0].size * self.axes[1].size
+
+
+# The cost model that picks the stages, in multiply-adds per image. Early layers are memory-bound (on a CPU, Lite0's
+# layers to stride 4 take 28 % of a training step for 13 % of its multiply-adds), so each element a layer reads or
+# writes counts as MEMORY_COST multiply-adds; a stage's own copies (its crop, the stitched map, their gradients)
+# cost STITCH_COST per element. Set by timing plans side by side: on Lite0 at 96 px, STITCH_COST 40 adds a third
+# stage that is slower (inference 107 vs 103 ms at batch 128), 400 picks the same two stages as 120. They decide
+# where the cuts go (which moves the last bits), never whether a number is right.
+MEMORY_COST = 40
+STITCH_COST = 120
+
+Step = tuple[Map, float]  # the map after a layer, and the layer's cost
+
+
+def _conv(conv: nn.Conv2d, source: Map) -> Step | None:
     if isinstance(conv.padding, str):  # 'same' / 'valid' strings: not worth the special cases
         return None
+    axes = source.axes
     call = _Call.of(conv, torch.empty(1, conv.in_channels, axes[0].size, axes[1].size, device="meta"))
     left, right, top, bottom = call.input_padding or (0, 0, 0, 0)
     kernel = call.weight.shape[-2:]
@@ -90,29 +116,36 @@ def _conv(conv: nn.Conv2d, axes: Axes) -> tuple[Axes, int] | None:
                             call.padding[0] + bottom)
     width = axes[1].window(kernel[1], conv.stride[1], conv.dilation[1], call.padding[1] + left,
                            call.padding[1] + right)
-    return (height, width), height.size * width.size * conv.weight.numel()
+    target = Map((height, width), conv.out_channels)
+    macs = height.size * width.size * conv.weight.numel()
+    return target, macs + MEMORY_COST * (source.elements + target.elements)
 
 
-def _pool(pool: nn.MaxPool2d | nn.AvgPool2d, axes: Axes) -> tuple[Axes, int] | None:
+def _pool(pool: nn.MaxPool2d | nn.AvgPool2d, source: Map) -> Step | None:
     if pool.ceil_mode:
         return None
     pair = torch.nn.modules.utils._pair
     kernel, stride = pair(pool.kernel_size), pair(pool.stride or pool.kernel_size)
     padding, dilation = pair(pool.padding), pair(getattr(pool, "dilation", 1))
     height, width = (axis.window(kernel[i], stride[i], dilation[i], padding[i], padding[i])
-                     for i, axis in enumerate(axes))
-    return (height, width), 0
+                     for i, axis in enumerate(source.axes))
+    target = Map((height, width), source.channels)
+    return target, MEMORY_COST * (source.elements + target.elements)
 
 
-def _layers(layers: list[nn.Module], axes: Axes) -> tuple[Axes, int] | None:
-    macs = 0
+def _pointwise(source: Map, operands: int = 1) -> Step:
+    return source, MEMORY_COST * (operands + 1) * source.elements
+
+
+def _layers(layers: list[nn.Module], source: Map) -> Step | None:
+    cost = 0.0
     for layer in layers:
-        step = module_geometry(layer, axes)
+        step = module_geometry(layer, source)
         if step is None:
             return None
-        axes, cost = step
-        macs += cost
-    return axes, macs
+        source, layer_cost = step
+        cost += layer_cost
+    return source, cost
 
 
 POINTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.SiLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid,
@@ -122,97 +155,99 @@ POINTWISE_FUNCTIONS = {F.relu, F.relu6, F.hardtanh, F.silu, F.gelu, F.hardswish,
 ELEMENTWISE_FUNCTIONS = {operator.add, operator.mul, operator.iadd, torch.add, torch.mul}
 POINTWISE_METHODS = {"relu", "relu_", "sigmoid", "contiguous", "add", "add_", "mul", "mul_"}
 
-# How a module moves the axes, and the multiply-adds it spends; the first matching type decides.
-MODULE_GEOMETRY: dict[type | tuple[type, ...], Callable[[nn.Module, Axes], tuple[Axes, int] | None]] = {
+# How a module moves the map, and what it costs; the first matching type decides.
+MODULE_GEOMETRY: dict[type | tuple[type, ...], Callable[[nn.Module, Map], Step | None]] = {
     nn.Conv2d: _conv,
-    FusedConvActivation: lambda module, axes: _conv(module.conv, axes),
-    FrozenChain: lambda module, axes: _layers(list(module.layers), axes),
+    FusedConvActivation: lambda module, source: _conv(module.conv, source),
+    FrozenChain: lambda module, source: _layers(list(module.layers), source),
     (nn.MaxPool2d, nn.AvgPool2d): _pool,
-    POINTWISE_MODULES: lambda module, axes: (axes, 0),
+    POINTWISE_MODULES: lambda module, source: _pointwise(source),
     # in training, BatchNorm's batch statistics mix the images and dropout draws a mask per image
-    (nn.BatchNorm2d, nn.Dropout): lambda module, axes: None if module.training else (axes, 0),
+    (nn.BatchNorm2d, nn.Dropout): lambda module, source: None if module.training else _pointwise(source),
 }
 
 
-def module_geometry(module: nn.Module, axes: Axes) -> tuple[Axes, int] | None:
-    """(axes after `module`, its multiply-adds), or None where the head cannot hold it."""
+def module_geometry(module: nn.Module, source: Map) -> Step | None:
+    """(the map after `module`, its cost), or None where a head cannot hold it."""
     for kind, rule in MODULE_GEOMETRY.items():
         if isinstance(module, kind):
-            return rule(module, axes)
+            return rule(module, source)
     return None
 
 
-def _node_geometry(node: torch.fx.Node, model: torch.fx.GraphModule,
-                   known: dict[torch.fx.Node, Axes]) -> tuple[Axes, int] | None:
-    """The node's output axes and multiply-adds, or None where the head must end."""
+def _node_geometry(node: torch.fx.Node, model: torch.fx.GraphModule, known: dict[torch.fx.Node, Map]) -> Step | None:
+    """The node's output map and cost, or None where the head must end."""
     inputs = [arg for arg in (*node.args, *node.kwargs.values()) if isinstance(arg, torch.fx.Node)]
     if not inputs or any(arg not in known for arg in inputs):
         return None
-    axes = known[inputs[0]]
+    source = known[inputs[0]]
     if node.op == "call_module":
-        return module_geometry(model.get_submodule(node.target), axes) if len(inputs) == 1 else None
+        return module_geometry(model.get_submodule(node.target), source) if len(inputs) == 1 else None
     if not ((node.op == "call_function" and node.target in POINTWISE_FUNCTIONS | ELEMENTWISE_FUNCTIONS)
             or (node.op == "call_method" and node.target in POINTWISE_METHODS)):
         return None
+    axes = source.axes
     for arg in inputs[1:]:  # an elementwise op of two maps sees both receptive fields
-        height, width = axes[0].union(known[arg][0]), axes[1].union(known[arg][1])
-        if height is None or width is None:
+        height, width = axes[0].union(known[arg].axes[0]), axes[1].union(known[arg].axes[1])
+        if height is None or width is None or known[arg].channels != source.channels:
             return None
         axes = (height, width)
-    return axes, 0
+    return _pointwise(Map(axes, source.channels), len(inputs))
 
 
-@dataclass(frozen=True)
-class Cut:
-    """A point where the head may end: one tensor carries everything the tail needs."""
+class Layout:
+    """The graph's cut points (where one tensor carries everything the rest needs: block boundaries, not a residual
+    branch's inside) and each stretch between two of them, for inputs of one shape."""
 
-    node: torch.fx.Node
-    axes: Axes
-    macs: int
+    def __init__(self, model: torch.fx.GraphModule, channels: int, height: int, width: int) -> None:
+        self.model = model
+        self.nodes = list(model.graph.nodes)
+        self.input = Map((Axis(height), Axis(width)), channels)
+        position = {node: i for i, node in enumerate(self.nodes)}
+        self.is_cut = [False] * len(self.nodes)
+        reach = 0  # the last position anything before node i is used at
+        for i, node in enumerate(self.nodes):
+            self.is_cut[i] = i > 0 and reach <= i and node.op != "output"
+            reach = max(reach, i, *(position[user] for user in node.users))
+        self._walks: dict[int, list[tuple[int, Map, float]]] = {}
 
-
-def cuts(model: torch.fx.GraphModule, height: int, width: int) -> list[Cut]:
-    """Every point the head may end at for inputs of height x width, with the multiply-adds of the head up to it.
-
-    A node is such a point when nothing computed before it is used after it (block boundaries, not a residual
-    branch's inside); the head ends at the first node whose geometry is unknown."""
-    nodes = list(model.graph.nodes)
-    placeholders = [node for node in nodes if node.op == "placeholder"]
-    if len(placeholders) != 1 or nodes[0] is not placeholders[0]:
-        return []
-    position = {node: i for i, node in enumerate(nodes)}
-    known: dict[torch.fx.Node, Axes] = {nodes[0]: (Axis(height), Axis(width))}
-    found: list[Cut] = []
-    macs = 0
-    reach = max(position[user] for user in nodes[0].users)  # the last node anything before node i is used by
-    for i, node in enumerate(nodes[1:], start=1):
-        step = _node_geometry(node, model, known)
-        if step is None:
-            break
-        known[node], cost = step
-        macs += cost
-        if reach <= i:
-            found.append(Cut(node, known[node], macs))
-        reach = max(reach, *(position[user] for user in node.users))
-    return found
+    def walk(self, start: int, source: Map) -> list[tuple[int, Map, float]]:
+        """(cut position, its map with receptive fields measured on `start`'s map, the cost from `start`) for every
+        cut after `start` up to the first node a head cannot hold."""
+        if start not in self._walks:
+            known = {self.nodes[start]: Map(tuple(Axis(axis.size) for axis in source.axes), source.channels)}
+            found, cost = [], 0.0
+            for i in range(start + 1, len(self.nodes)):
+                step = _node_geometry(self.nodes[i], self.model, known)
+                if step is None:
+                    break
+                known[self.nodes[i]], node_cost = step
+                cost += node_cost
+                if self.is_cut[i]:
+                    found.append((i, known[self.nodes[i]], cost))
+            self._walks[start] = found
+        return self._walks[start]
 
 
 # ------------------------------------------------------------------------------------------------ plans
-def _split(model: torch.fx.GraphModule, cut: torch.fx.Node) -> tuple[torch.fx.GraphModule, torch.fx.GraphModule]:
-    """(head, tail): the graph up to and including `cut`, and the rest with `cut`'s output as its input. Both share
-    the model's submodules (no weight is copied)."""
-    head, tail = torch.fx.Graph(), torch.fx.Graph()
+def _segment(model: torch.fx.GraphModule, after: torch.fx.Node | None,
+             until: torch.fx.Node | None) -> torch.fx.GraphModule:
+    """The graph's stretch after node `after` (None: from the input) up to and including `until` (None: to the
+    output), as a module that takes `after`'s output. It shares the model's submodules (no weight is copied)."""
+    graph = torch.fx.Graph()
     copied: dict[torch.fx.Node, torch.fx.Node] = {}
-    graph = head
+    started = after is None
     for node in model.graph.nodes:
-        if graph is tail and node.op == "placeholder":
-            raise ValueError("a graph with more than one input")
+        if not started:
+            if node is after:
+                copied[node] = graph.placeholder("features")
+                started = True
+            continue
         copied[node] = graph.node_copy(node, copied.__getitem__)
-        if node is cut:
-            head.output(copied[node])
-            copied[node] = tail.placeholder("features")
-            graph = tail
-    return torch.fx.GraphModule(model, head), torch.fx.GraphModule(model, tail)
+        if node is until:
+            graph.output(copied[node])
+            break
+    return torch.fx.GraphModule(model, graph)
 
 
 @dataclass(frozen=True)
@@ -248,38 +283,54 @@ def _memory_format(x: torch.Tensor) -> torch.memory_format:
 
 
 @dataclass
-class Plan:
-    """How one batch shape runs: the head once on the first image and on the crop, the tail on the stitched map."""
+class Stage:
+    """A stretch of the head: once on the shared image, on the batch only over a crop of its input map."""
 
-    cut: Cut
-    head: torch.fx.GraphModule
-    tail: torch.fx.GraphModule
+    layers: torch.fx.GraphModule
     rows: Span
     cols: Span
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The head's output for the batch `x`, stitched from the shared image and the crop."""
-        shared = self.head(x[:1])
-        crop = x[:, :, self.rows.crop, self.cols.crop].contiguous(memory_format=_memory_format(x))
-        part = self.head(crop)
-        stitched = shared.expand(len(x), -1, -1, -1).clone(memory_format=_memory_format(shared))
+    def __call__(self, shared: torch.Tensor, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the shared image's map, the batch's map: the shared one with the crop's positions pasted in)."""
+        shared = self.layers(shared)
+        crop = batch[:, :, self.rows.crop, self.cols.crop].contiguous(memory_format=_memory_format(batch))
+        part = self.layers(crop)
+        stitched = shared.expand(len(batch), -1, -1, -1).clone(memory_format=_memory_format(shared))
         stitched[:, :, self.rows.region, self.cols.region] = part[:, :, self.rows.inside, self.cols.inside]
-        return stitched
+        return shared, stitched
+
+
+@dataclass
+class Plan:
+    """How one batch shape runs: the head in stages, each over the crop the box reaches, then the tail whole."""
+
+    stages: list[Stage]
+    head: torch.fx.GraphModule  # the stages' layers in one piece, for the check
+    tail: torch.fx.GraphModule
+    cut: str  # the last stage's last node
+    signature: tuple[int, ...]  # the stages' graph positions and crops: equal plans have equal signatures
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's output for the batch `x`."""
+        shared, batch = x[:1], x
+        for stage in self.stages:
+            shared, batch = stage(shared, batch)
+        return batch
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.features(x))
 
     def agrees(self, x: torch.Tensor) -> bool:
-        """The stitched head equals the full one on `x` (within 1e-4 of its scale): the geometry was read right."""
+        """The staged head equals the whole one on `x` (within 1e-4 of its scale): the geometry was read right."""
         with torch.no_grad():
             try:
-                stitched = self.features(x)
+                staged = self.features(x)
             except RuntimeError:  # a crop of the wrong size: the geometry was read wrong
                 return False
-            full = self.head(x)
-        if stitched.shape != full.shape:
+            whole = self.head(x)
+        if staged.shape != whole.shape:
             return False
-        return bool(torch.allclose(stitched, full, rtol=1e-4, atol=1e-4 * float(full.abs().max().clamp(min=1e-12))))
+        return bool(torch.allclose(staged, whole, rtol=1e-4, atol=1e-4 * float(whole.abs().max().clamp(min=1e-12))))
 
 
 def differing_box(x: torch.Tensor) -> tuple[int, int, int, int] | None:
@@ -295,14 +346,48 @@ def differing_box(x: torch.Tensor) -> tuple[int, int, int, int] | None:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
+def choose_stages(layout: Layout, box: tuple[int, int, int, int], batch: int) -> list[tuple[int, int, Span, Span]]:
+    """The stages (start, end, rows, cols; positions in the graph) that save the most by the cost model: a dynamic
+    programme over the cut points, each stage's crop taken around the positions the box reaches at its start."""
+    source = layout.input
+    cumulative = {0: source}
+    cumulative.update({i: target for i, target, _ in layout.walk(0, source)})
+    regions = {0: (slice(box[0], box[1]), slice(box[2], box[3]))}
+    for i, target in cumulative.items():
+        if i:
+            regions[i] = (Span.of(target.axes[0], source.axes[0].size, box[0], box[1]).region,
+                          Span.of(target.axes[1], source.axes[1].size, box[2], box[3]).region)
+    maps = {0: source, **{i: Map(tuple(Axis(a.size) for a in target.axes), target.channels)
+                          for i, target in cumulative.items() if i}}
+    best: dict[int, tuple[float, tuple[int, Span, Span] | None]] = {}
+    for start in sorted(cumulative, reverse=True):
+        here = maps[start]
+        best[start] = (0.0, None)
+        rows_region, cols_region = regions[start]
+        for end, target, cost in layout.walk(start, here):
+            rows = Span.of(target.axes[0], here.axes[0].size, rows_region.start, rows_region.stop)
+            cols = Span.of(target.axes[1], here.axes[1].size, cols_region.start, cols_region.stop)
+            cropped = here.channels * (rows.crop.stop - rows.crop.start) * (cols.crop.stop - cols.crop.start)
+            fraction = cropped / here.elements
+            saving = cost * (1 - fraction - 1 / batch) - STITCH_COST * (cropped + target.elements)
+            if saving + best[end][0] > best[start][0]:
+                best[start] = (saving + best[end][0], (end, rows, cols))
+    stages, start = [], 0
+    while best[start][1] is not None:
+        end, rows, cols = best[start][1]
+        stages.append((start, end, rows, cols))
+        start = end
+    return stages
+
+
 class SharedBorder(nn.Module):
     """`model` (a torch.fx GraphModule) with its head computed once for the border a batch has in common."""
 
     def __init__(self, model: torch.fx.GraphModule) -> None:
         super().__init__()
         self.model = model
-        self._cuts: dict[tuple[int, int], list[Cut]] = {}
-        self._splits: dict[torch.fx.Node, tuple[torch.fx.GraphModule, torch.fx.GraphModule]] = {}
+        self._layouts: dict[tuple[int, ...], Layout] = {}
+        self._modules_of: dict[tuple[int, int | None], torch.fx.GraphModule] = {}
         self._plans: dict[tuple, Plan | None] = {}
         self._checked: dict[tuple, bool] = {}
 
@@ -317,37 +402,38 @@ class SharedBorder(nn.Module):
             return None
         key = (tuple(x.shape), box)
         if key not in self._plans:
-            self._plans[key] = self._best_plan(x, box)
+            self._plans[key] = self._make_plan(x, box)
         plan = self._plans[key]
-        if plan is not None:
-            check = (tuple(x.shape[1:]), box, plan.cut.node)
-            if check not in self._checked:
-                self._checked[check] = plan.agrees(x[:2])
-                if not self._checked[check]:
-                    log.warning("shared border: the stitched features at %s differ from the whole computation; "
-                                "this batch shape runs the whole network", plan.cut.node.name)
-            if not self._checked[check]:
-                return None
-        return plan
-
-    def _best_plan(self, x: torch.Tensor, box: tuple[int, int, int, int]) -> Plan | None:
-        height, width = x.shape[-2:]
-        if (height, width) not in self._cuts:
-            self._cuts[(height, width)] = cuts(self.model, height, width)
-        best, best_saving = None, 0.0
-        for cut in self._cuts[(height, width)]:
-            rows = Span.of(cut.axes[0], height, box[0], box[1])
-            cols = Span.of(cut.axes[1], width, box[2], box[3])
-            # multiply-adds saved per image: the head on the border, less the shared image's share
-            saving = cut.macs * (1 - rows.fraction(height) * cols.fraction(width) - 1 / len(x))
-            if saving > best_saving:
-                best, best_saving = (cut, rows, cols), saving
-        if best is None:
+        if plan is None:
             return None
-        cut, rows, cols = best
-        if cut.node not in self._splits:
-            self._splits[cut.node] = _split(self.model, cut.node)
-        return Plan(cut, *self._splits[cut.node], rows, cols)
+        check = (tuple(x.shape[1:]), box, plan.signature)
+        if check not in self._checked:
+            self._checked[check] = plan.agrees(x[:2])
+            if not self._checked[check]:
+                log.warning("shared border: the staged features up to %s differ from the whole computation; "
+                            "inputs of this shape run the whole network", plan.cut)
+        return plan if self._checked[check] else None
+
+    def _module(self, after: int, until: int | None) -> torch.fx.GraphModule:
+        if (after, until) not in self._modules_of:
+            nodes = list(self.model.graph.nodes)
+            self._modules_of[(after, until)] = _segment(self.model, None if after == 0 else nodes[after],
+                                                        None if until is None else nodes[until])
+        return self._modules_of[(after, until)]
+
+    def _make_plan(self, x: torch.Tensor, box: tuple[int, int, int, int]) -> Plan | None:
+        shape = tuple(x.shape[1:])
+        if shape not in self._layouts:
+            self._layouts[shape] = Layout(self.model, *shape)
+        layout = self._layouts[shape]
+        chosen = choose_stages(layout, box, len(x))
+        if not chosen:
+            return None
+        stages = [Stage(self._module(start, end), rows, cols) for start, end, rows, cols in chosen]
+        last = chosen[-1][1]
+        signature = tuple(n for start, end, rows, cols in chosen
+                          for n in (start, end, rows.crop.start, rows.crop.stop, cols.crop.start, cols.crop.stop))
+        return Plan(stages, self._module(0, last), self._module(last, None), layout.nodes[last].name, signature)
 
 
 def share_border(model: nn.Module) -> nn.Module:
@@ -355,6 +441,7 @@ def share_border(model: nn.Module) -> nn.Module:
     else `model` itself."""
     if not isinstance(model, torch.fx.GraphModule):
         return model
-    if sum(node.op == "placeholder" for node in model.graph.nodes) != 1:
+    nodes = list(model.graph.nodes)
+    if sum(node.op == "placeholder" for node in nodes) != 1 or nodes[0].op != "placeholder":
         return model
     return SharedBorder(model)
