@@ -185,3 +185,12 @@ def test_a_job_with_the_shared_border_ends_within_rounding_of_the_same_numbers(
     for a, b in zip(whole.input.parameters(), shared.input.parameters(), strict=True):
         gap = (a - b).abs().detach()
         assert gap.median() <= 5e-4 and gap.max() <= 2e-2
+
+
+def test_inputs_without_a_shared_pattern_run_the_backbone_whole(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """SMM's masks and the resize inputs' gradients are per image: the engine must not share the border for them."""
+    grid = "{input: full, mapping: ilm, backbone: efficientnet_lite0, dataset: digits, seed: 0, set: {resolution: 48}}"
+    job = _finished_job(tmp_path, grid, monkeypatch, epochs=1)
+    assert not job.input.shared_pattern and not job.shared_border
+    assert read_json(job.directory / ENV)["shared_border"] is False

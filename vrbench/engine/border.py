@@ -11,6 +11,12 @@ rest of the network (the "tail") runs on the full batch as before. The box is fo
 differs from the first), so inputs whose images differ everywhere (resized images, SMM's masks, a per-image pattern)
 run the whole network as they did.
 
+The gradient that reaches the input is right summed over the batch, not image by image: a shared position's
+gradient from every image lands on the first image's pixels. That is all a pattern broadcast over the batch receives,
+so the engine wraps the backbone only for input modules that say so (``InputTransform.shared_pattern``, set by
+padding VR); a method that used each image's own input gradient (a pattern per image, adversarial inputs) must not
+set it.
+
 The same function, computed in another order: the forward values are the same products and sums (bit for bit in the
 tests here), but the gradient of the shared positions reaches the pattern summed over the batch before the head's
 backward instead of after it, which moves the pattern's gradient in the last bits (tests/test_border.py holds it

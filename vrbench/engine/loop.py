@@ -150,7 +150,7 @@ class Job:
             self.model = model.to(device, memory_format=torch.channels_last).requires_grad_(False)
             if fuse_enabled():  # CPU only; bitwise the same numbers and gradients (engine/fusion.py)
                 self.fused_activations, self.frozen_chains = fuse_activations(self.model)
-            if share_enabled():  # the batch's common border through the first layers once (engine/border.py)
+            if share_enabled() and self.input.shared_pattern:  # the batch's common border once (engine/border.py)
                 self.model = share_border(self.model)
         self.shared_border = isinstance(self.model, SharedBorder)
         self.inference_mode_passes = not self.backbone_info.is_clip

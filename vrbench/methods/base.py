@@ -66,6 +66,11 @@ class InputTransform(nn.Module):
     """Base class: identity preprocessing, one optimizer group over the trainable parameters."""
 
     trains_backbone = False
+    # True where the gradient reaching the backbone's input is only used summed over the batch: every trainable
+    # parameter acts on all images alike (one pattern broadcast over the batch), so where the images' inputs agree
+    # the engine may run the backbone's first layers once for all of them (engine/border.py), which gives the
+    # batch's sum of input gradients exactly but not each image's own.
+    shared_pattern = False
 
     def load_size(self, split: str) -> int:
         """Side length at which the data layer delivers images of `split` ("train" or "test")."""

@@ -23,6 +23,8 @@ def padding_amounts(image_size: int, canvas: int) -> tuple[int, int]:
 class PaddingVR(InputTransform):
     """x' = normalize(pad(x, 0) + sigmoid(program) * M), M = 1 on the border and 0 on the image."""
 
+    shared_pattern = True  # one program for the whole batch: its border is the same for every image
+
     def __init__(self, image_size: int, canvas: int, mean: tuple[float, ...], std: tuple[float, ...],
                  image_mask: torch.Tensor | None = None) -> None:
         super().__init__()
