@@ -117,7 +117,7 @@ def test_stacked_inference_batches_give_bitwise_the_same_logits(lite0: nn.Module
 
 
 def _finished_job(tmp_path: Path, grid: str, monkeypatch: pytest.MonkeyPatch, inference_batch: int = 128,
-                  fuse: bool = True, share: bool = True, epochs: int = 2) -> Job:
+                  fuse: bool = True, share: bool = True, epochs: int = 2, canvas: int = 64) -> Job:
     monkeypatch.setattr(loop, "INFERENCE_BATCH", inference_batch)
     monkeypatch.setenv(FUSE_ENV, "1" if fuse else "0")
     monkeypatch.setenv(SHARE_ENV, "1" if share else "0")
@@ -125,7 +125,7 @@ def _finished_job(tmp_path: Path, grid: str, monkeypatch: pytest.MonkeyPatch, in
 name: t
 grid: {grid}
 defaults: {{epochs: {epochs}, batch_size: 32, subset: {{train: 100, test: 70}}, milestones: []}}
-overrides: [{{match: {{dataset: digits}}, set: {{image_size: 32, canvas: 64}}}}]
+overrides: [{{match: {{dataset: digits}}, set: {{image_size: 32, canvas: {canvas}}}}}]
 """)
     (spec,) = suite.jobs
     directory = run_dir(tmp_path / f"results-{inference_batch}-{fuse}-{share}", spec.run_id)
@@ -172,19 +172,22 @@ def test_a_job_with_the_shared_border_ends_within_rounding_of_the_same_numbers(
     """The border through the first layers once moves the pattern's gradient in the last bits (engine/border.py):
     after an epoch (4 Adam steps) the same mapping, accuracies within one image, the pattern close."""
     grid = "{input: padding, mapping: ilm, backbone: efficientnet_lite0, dataset: digits, seed: 0}"
-    whole, shared = (_finished_job(tmp_path, grid, monkeypatch, share=share, epochs=1) for share in (False, True))
+    # 96 px, as the embedded suite: at 64 px the batch would run whole (test_border.py)
+    whole, shared = (_finished_job(tmp_path, grid, monkeypatch, share=share, epochs=1, canvas=96)
+                     for share in (False, True))
     assert (whole.shared_border, shared.shared_border) == (False, True)
     assert read_json(shared.directory / ENV)["shared_border"] is True
     assert read_json(whole.directory / ENV)["shared_border"] is False
+    assert any(plan is not None for plan in shared.model._plans.values())  # the stages ran
     assert torch.equal(whole.mapping.mapping, shared.mapping.mapping)  # from the first pattern: logits equal
     for ours, theirs in zip(shared.history, whole.history, strict=True):  # within one image (100 train, 70 test)
         assert abs(ours["train_acc"] - theirs["train_acc"]) <= 100 / 100
         assert abs(ours["test_acc"] - theirs["test_acc"]) <= 100 / 70
     # Adam's normalised step moves a pattern pixel by up to lr wherever its gradient is near zero and rounding
-    # flips its sign (lr 0.01); measured after these 4 steps: median 6e-5, 99th percentile 1.1e-3, largest 6.9e-3
+    # flips its sign (lr 0.01); measured after these 4 steps: median 1.1e-4, 99th percentile 2.7e-3, largest 1.6e-2
     for a, b in zip(whole.input.parameters(), shared.input.parameters(), strict=True):
         gap = (a - b).abs().detach()
-        assert gap.median() <= 5e-4 and gap.max() <= 2e-2
+        assert gap.median() <= 5e-4 and torch.quantile(gap.flatten(), 0.99) <= 1e-2
 
 
 def test_inputs_without_a_shared_pattern_run_the_backbone_whole(tmp_path: Path,
