@@ -75,7 +75,7 @@ def test_span_crops_on_the_stride_and_keeps_every_reached_field() -> None:
 @pytest.mark.parametrize(("name", "fuse", "image", "canvas"), [
     ("efficientnet_lite0", True, 32, 96),  # the embedded task, as the engine runs it
     ("efficientnet_lite0", True, 33, 97),  # odd sizes: TF 'same' pads the stem's input unevenly
-    ("efficientnet_lite0", False, 32, 96),  # plain (unfused) convolutions: more cut points, four stages
+    ("efficientnet_lite0", False, 32, 96),  # plain (unfused) convolutions
     ("resnet18", True, 32, 224),  # ILM-VP's CIFAR setting: 32 px on 224
 ])
 def test_shared_border_gives_the_logits_and_pattern_gradient_of_the_model(name: str, fuse: bool, image: int,
@@ -95,6 +95,20 @@ def test_shared_border_gives_the_logits_and_pattern_gradient_of_the_model(name: 
     (logits, gradient), (ours, our_gradient) = _step(model, images, pattern), _step(shared, images, pattern)
     assert (ours - logits).abs().max() <= 1e-4 * scale
     assert (our_gradient - gradient).abs().max() <= 1e-5 * gradient.abs().max()
+
+
+@pytest.mark.parametrize(("name", "canvas"), [("efficientnet_lite0", 96), ("resnet18", 224)])
+def test_fusion_changes_neither_the_plan_nor_a_number(name: str, canvas: int) -> None:
+    """The stages end at block boundaries, which fusion leaves in place: VRBENCH_FUSE_ACTIVATIONS stays a switch
+    for measuring, with the shared border on as with it off."""
+    plain, fused = (share_border(_folded(_backbone(name), fuse=fuse)) for fuse in (False, True))
+    pattern = torch.randn(1, 3, canvas, canvas)
+    images = _padded(4, 32, canvas, torch.zeros(1, 3, canvas, canvas))
+    x = (images + pattern).contiguous(memory_format=torch.channels_last)
+    crops = [[(stage.rows.crop, stage.cols.crop) for stage in model.plan(x).stages] for model in (plain, fused)]
+    assert crops[0] == crops[1] and len(crops[0]) >= 2
+    (logits, gradient), (fused_logits, fused_gradient) = (_step(model, images, pattern) for model in (plain, fused))
+    assert torch.equal(logits, fused_logits) and torch.equal(gradient, fused_gradient)
 
 
 @pytest.mark.parametrize(("name", "canvas", "at_most"), [
@@ -143,13 +157,31 @@ class _ShiftingConv(nn.Conv2d):
         return super().forward(torch.roll(x, x.shape[-2] // 4, dims=-2))
 
 
+class _ShiftingNet(nn.Module):
+    """A stem that only looks local, then a residual block (the block boundaries a plan needs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = _ShiftingConv(3, 64, 3, padding=1)
+        self.block, self.head = nn.Conv2d(64, 64, 3, padding=1), nn.Conv2d(64, 8, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        x = x + torch.relu(self.block(x))
+        return self.head(x).mean(dim=(2, 3))
+
+
 def test_a_layer_read_wrong_is_caught_and_the_batch_runs_whole(caplog: pytest.LogCaptureFixture) -> None:
     torch.manual_seed(0)
-    model = _folded(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                                  _ShiftingConv(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten()), fuse=False)
+
+    class ConvLeaves(torch.fx.Tracer):  # as fold_batchnorm traces: every Conv2d, subclasses too, one node
+        def is_leaf_module(self, module: nn.Module, name: str) -> bool:
+            return isinstance(module, nn.Conv2d) or super().is_leaf_module(module, name)
+
+    network = _ShiftingNet().eval().requires_grad_(False)
+    model = torch.fx.GraphModule(network, ConvLeaves().trace(network))
     shared = share_border(copy.deepcopy(model))
-    x = _padded(4, 8, 32, torch.randn(1, 3, 32, 32)).contiguous(memory_format=torch.channels_last)
+    x = _padded(8, 8, 64, torch.randn(1, 3, 64, 64)).contiguous(memory_format=torch.channels_last)
     with caplog.at_level(logging.WARNING, logger="vrbench.engine.border"), torch.inference_mode():
         out = shared(x)
         assert torch.equal(out, model(x))

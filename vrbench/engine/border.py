@@ -26,10 +26,12 @@ EfficientNet-Lite0 at 96 px with a 32-px image (two stages, to stride 4) about x
 on inference; on ResNet18 at ILM-VP's CIFAR setting (32 px on 224; five stages, into layer 2) x1.47 and x1.64.
 
 The stages are chosen per input shape, box and batch size by a cost model (multiply-adds plus memory traffic, less
-the stages' own copies): a dynamic programme over the points where one tensor carries everything (block
-boundaries). What a head may contain: convolutions (with their own padding rule, as Lite's TF 'same', through
-``conv_arguments``), the fused convolutions and chains of engine/fusion.py, max and average pooling, eval-mode
-BatchNorm, pointwise activations, sums and products of feature maps. Anything else ends the head. Each new plan is
+the stages' own copies): a dynamic programme over the block boundaries (see Layout), which are the same in a
+fused and an unfused graph, so VRBENCH_FUSE_ACTIVATIONS still changes no number. A network without such boundaries
+(a plain stack of layers) gets no plan. What a head may contain: convolutions (with their own padding rule, as
+Lite's TF 'same', through ``conv_arguments``), the fused convolutions and chains of engine/fusion.py, max and
+average pooling, eval-mode BatchNorm, pointwise activations, sums and products of feature maps. Anything else ends
+the head. Each new plan is
 checked once against the whole computation on the batch's first two images; a plan that disagrees (a layer whose
 geometry this module misreads) is dropped with a warning and inputs of that shape run whole.
 """
@@ -102,11 +104,12 @@ class Map:
 # The cost model that picks the stages, in multiply-adds per image. Early layers are memory-bound (on a CPU, Lite0's
 # layers to stride 4 take 28 % of a training step for 13 % of its multiply-adds), so each element a layer reads or
 # writes counts as MEMORY_COST multiply-adds; a stage's own copies (its crop, the stitched map, their gradients)
-# cost STITCH_COST per element. Set by timing plans side by side: on Lite0 at 96 px, STITCH_COST 40 adds a third
-# stage that is slower (inference 107 vs 103 ms at batch 128), 400 picks the same two stages as 120. They decide
-# where the cuts go (which moves the last bits), never whether a number is right.
+# cost STITCH_COST per element. Set by timing plans side by side: on Lite0 at 96 px, 40 or 120 add a third stage
+# that is no faster (inference 107 against 103 ms at batch 128 in the quietest run); on ResNet18 at 224 px, 120 and
+# 300 (five and four stages) time the same. They decide where the cuts go (which moves the last bits), never
+# whether a number is right.
 MEMORY_COST = 40
-STITCH_COST = 120
+STITCH_COST = 300
 # A plan must save this share of the network's cost, or its fixed costs (Python, the one-image passes, which run at
 # a small batch's speed) eat it: on Lite0 at 64 px with a 32-px image the model promises 3 % and a training step
 # measured none (57 ms either way); at 96 px it promises 17 % and a step gains 11 %.
@@ -147,6 +150,12 @@ def _pointwise(source: Map, operands: int = 1) -> Step:
     return source, MEMORY_COST * (operands + 1) * source.elements
 
 
+def _fused(module: FusedConvActivation, source: Map) -> Step | None:
+    """Costed as the conv and the activation apart, so that a fused graph and its unfused twin get the same plan."""
+    step = _conv(module.conv, source)
+    return None if step is None else (step[0], step[1] + _pointwise(step[0])[1])
+
+
 def _layers(layers: list[nn.Module], source: Map) -> Step | None:
     cost = 0.0
     for layer in layers:
@@ -168,7 +177,7 @@ POINTWISE_METHODS = {"relu", "relu_", "sigmoid", "contiguous", "add", "add_", "m
 # How a module moves the map, and what it costs; the first matching type decides.
 MODULE_GEOMETRY: dict[type | tuple[type, ...], Callable[[nn.Module, Map], Step | None]] = {
     nn.Conv2d: _conv,
-    FusedConvActivation: lambda module, source: _conv(module.conv, source),
+    FusedConvActivation: lambda module, source: _fused(module, source),
     FrozenChain: lambda module, source: _layers(list(module.layers), source),
     (nn.MaxPool2d, nn.AvgPool2d): _pool,
     POINTWISE_MODULES: lambda module, source: _pointwise(source),
@@ -206,8 +215,12 @@ def _node_geometry(node: torch.fx.Node, model: torch.fx.GraphModule, known: dict
 
 
 class Layout:
-    """The graph's cut points (where one tensor carries everything the rest needs: block boundaries, not a residual
-    branch's inside) and each stretch between two of them, for inputs of one shape."""
+    """The graph's cut points and each stretch between two of them, for inputs of one shape.
+
+    A cut point is a block boundary: a node after which nothing computed before it is used, and which either feeds
+    two nodes (a block's input: its layers and its shortcut) or sums two maps (a block's end). Straight runs of
+    layers hold none, so engine/fusion.py, which only merges straight runs, leaves the cut points where they were:
+    a model gets the same plan fused or not, and fusion changes no number here either."""
 
     def __init__(self, model: torch.fx.GraphModule, channels: int, height: int, width: int) -> None:
         self.model = model
@@ -217,7 +230,9 @@ class Layout:
         self.is_cut = [False] * len(self.nodes)
         reach = 0  # the last position anything before node i is used at
         for i, node in enumerate(self.nodes):
-            self.is_cut[i] = i > 0 and reach <= i and node.op != "output"
+            joins = node.op == "call_function" and node.target in ELEMENTWISE_FUNCTIONS and sum(
+                isinstance(arg, torch.fx.Node) for arg in node.args) >= 2
+            self.is_cut[i] = 0 < i and reach <= i and node.op != "output" and (len(node.users) >= 2 or joins)
             reach = max(reach, i, *(position[user] for user in node.users))
         self._walks: dict[int, list[tuple[int, Map, float]]] = {}
 
