@@ -21,9 +21,10 @@ The same function, computed in another order: the forward values are the same pr
 tests here), but the gradient of the shared positions reaches the pattern summed over the batch before the head's
 backward instead of after it, which moves the pattern's gradient in the last bits (tests/test_border.py holds it
 within 1e-5 of its largest value, logits within 1e-4). So it changes rounding, like BatchNorm folding, and
-``VRBENCH_SHARE_BORDER=0`` turns it off. Measured with benchmarks/training_step.py and engine_throughput.py: on
-EfficientNet-Lite0 at 96 px with a 32-px image (two stages, to stride 4) about x1.13 on a training step and x1.23
-on inference; on ResNet18 at ILM-VP's CIFAR setting (32 px on 224; five stages, into layer 2) x1.47 and x1.64.
+``VRBENCH_SHARE_BORDER=0`` turns it off. Measured with benchmarks/training_step.py: on EfficientNet-Lite0 at 96 px
+with a 32-px image (two stages, to stride 4) x1.14 on a training step and x1.21 on inference; on ResNet18 at
+ILM-VP's CIFAR setting (32 px on 224; four stages, into layer 2) x1.46 and x1.55 (x1.16 per ILM epoch in
+benchmarks/engine_throughput.py).
 
 The stages are chosen per input shape, box and batch size by a cost model (multiply-adds plus memory traffic, less
 the stages' own copies): a dynamic programme over the block boundaries (see Layout), which are the same in a
