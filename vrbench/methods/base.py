@@ -69,7 +69,7 @@ class InputTransform(nn.Module):
     # True where the gradient reaching the backbone's input is only used summed over the batch: every trainable
     # parameter acts on all images alike (one pattern broadcast over the batch), so where the images' inputs agree
     # the engine may run the backbone's first layers once for all of them (engine/border.py), which gives the
-    # batch's sum of input gradients exactly but not each image's own.
+    # batch's sum of input gradients (up to float rounding) but not each image's own.
     shared_pattern = False
 
     def load_size(self, split: str) -> int:
