@@ -347,7 +347,7 @@ class Plan:
         return self.tail(self.features(x))
 
     def agrees(self, x: torch.Tensor) -> bool:
-        """The staged head equals the whole one on `x` (within 1e-4 of its scale): the geometry was read right."""
+        """The staged head equals the whole one on `x` (within rounding of its scale): the geometry was read right."""
         with torch.no_grad():
             try:
                 staged = self.features(x)
@@ -356,7 +356,11 @@ class Plan:
             whole = self.head(x)
         if staged.shape != whole.shape:
             return False
-        return bool(torch.allclose(staged, whole, rtol=1e-4, atol=1e-4 * float(whole.abs().max().clamp(min=1e-12))))
+        # float32 agrees to 1e-4 (bit for bit in the tests); under a GPU's fp16/bf16 autocast each path rounds on its
+        # own, while a misread layer is off by the size of the values themselves
+        tolerance = 1e-4 if whole.dtype == torch.float32 else 1e-2
+        scale = float(whole.abs().max().clamp(min=1e-12))
+        return bool(torch.allclose(staged.float(), whole.float(), rtol=tolerance, atol=tolerance * scale))
 
 
 def differing_box(x: torch.Tensor) -> tuple[int, int, int, int] | None:
