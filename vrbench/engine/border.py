@@ -32,9 +32,9 @@ fused and an unfused graph, so VRBENCH_FUSE_ACTIVATIONS still changes no number.
 (a plain stack of layers) gets no plan. What a head may contain: convolutions (with their own padding rule, as
 Lite's TF 'same', through ``conv_arguments``), the fused convolutions and chains of engine/fusion.py, max and
 average pooling, eval-mode BatchNorm, pointwise activations, sums and products of feature maps. Anything else ends
-the head. Each new plan is
-checked once against the whole computation on the batch's first two images; a plan that disagrees (a layer whose
-geometry this module misreads) is dropped with a warning and inputs of that shape run whole.
+the head. Each new plan is checked once against the whole computation on the batch's first two images; a plan that
+disagrees (a layer whose geometry this module misreads) is dropped with a warning and inputs of that shape run
+whole.
 """
 
 from __future__ import annotations
@@ -334,7 +334,6 @@ class Plan:
     head: torch.fx.GraphModule  # the stages' layers in one piece, for the check
     tail: torch.fx.GraphModule
     cut: str  # the last stage's last node
-    signature: tuple[int, ...]  # the stages' graph positions and crops: equal plans have equal signatures
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The head's output for the batch `x`."""
@@ -387,11 +386,9 @@ def choose_stages(layout: Layout, box: tuple[int, int, int, int], batch: int) ->
         if i:
             regions[i] = (Span.of(target.axes[0], source.axes[0].size, box[0], box[1]).region,
                           Span.of(target.axes[1], source.axes[1].size, box[2], box[3]).region)
-    maps = {0: source, **{i: Map(tuple(Axis(a.size) for a in target.axes), target.channels)
-                          for i, target in cumulative.items() if i}}
     best: dict[int, tuple[float, tuple[int, Span, Span] | None]] = {}
     for start in sorted(cumulative, reverse=True):
-        here = maps[start]
+        here = cumulative[start]  # only its sizes and channels count: walk() measures fields from its start
         best[start] = (0.0, None)
         rows_region, cols_region = regions[start]
         for end, target, cost in layout.walk(start, here):
@@ -422,7 +419,6 @@ class SharedBorder(nn.Module):
         self._layouts: dict[tuple[int, ...], Layout] = {}
         self._modules_of: dict[tuple[int, int | None], torch.fx.GraphModule] = {}
         self._plans: dict[tuple, Plan | None] = {}
-        self._checked: dict[tuple, bool] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         plan = self.plan(x)
@@ -436,16 +432,7 @@ class SharedBorder(nn.Module):
         key = (tuple(x.shape), box)
         if key not in self._plans:
             self._plans[key] = self._make_plan(x, box)
-        plan = self._plans[key]
-        if plan is None:
-            return None
-        check = (tuple(x.shape[1:]), box, plan.signature)
-        if check not in self._checked:
-            self._checked[check] = plan.agrees(x[:2])
-            if not self._checked[check]:
-                log.warning("shared border: the staged features up to %s differ from the whole computation; "
-                            "inputs of this shape run the whole network", plan.cut)
-        return plan if self._checked[check] else None
+        return self._plans[key]
 
     def _module(self, after: int, until: int | None) -> torch.fx.GraphModule:
         if (after, until) not in self._modules_of:
@@ -464,9 +451,12 @@ class SharedBorder(nn.Module):
             return None
         stages = [Stage(self._module(start, end), rows, cols) for start, end, rows, cols in chosen]
         last = chosen[-1][1]
-        signature = tuple(n for start, end, rows, cols in chosen
-                          for n in (start, end, rows.crop.start, rows.crop.stop, cols.crop.start, cols.crop.stop))
-        return Plan(stages, self._module(0, last), self._module(last, None), layout.nodes[last].name, signature)
+        plan = Plan(stages, self._module(0, last), self._module(last, None), layout.nodes[last].name)
+        if plan.agrees(x[:2]):
+            return plan
+        log.warning("shared border: the staged features up to %s differ from the whole computation; "
+                    "inputs of this shape run the whole network", plan.cut)
+        return None
 
 
 def share_border(model: nn.Module) -> nn.Module:
