@@ -205,7 +205,7 @@ class Job:
 
     def set_mode(self, train: bool) -> None:
         self.input.train(train)
-        if not train or self.trains_backbone:
+        if not train or (self.trains_backbone and self.input.backbone_train_mode):
             self.model.train(train)
         if self.mapping.module is not None:
             self.mapping.module.train(train)

@@ -78,7 +78,7 @@ INPUTS.register("finetune", InputInfo(
     description="full fine-tuning baseline: all weights train, crop+flip also at test (ILM-VP quirk §2.11); "
                 "train_augment/test_augment false: resize only (ILM-VP's ABIDE path)"))
 INPUTS.register("lora", InputInfo(
-    "lora", "vrbench.methods.lora:build_lora", 1,
+    "lora", "vrbench.methods.lora:build_lora", 2,  # 2: the ViT in eval mode while the adapters train (issue 24)
     params={**_RESIZED, "crop_margin": 32, "lora_rank": 6, "lora_alpha": 8, "lora_targets": "proj_q,proj_v",
             "weight_decay": 0.0, "schedule": "multistep"},
     description="no pattern: rank-r LoRA adapters (peft) on the backbone's attention projections train "

@@ -66,6 +66,9 @@ class InputTransform(nn.Module):
     """Base class: identity preprocessing, one optimizer group over the trainable parameters."""
 
     trains_backbone = False
+    # Whether a backbone that trains runs in train mode while it does (dropout, BatchNorm batch statistics): full
+    # fine-tuning does (ILM-VP experiments/cnn/full_finetune.py:69 `network.train()`); LoRA does not (lora.py).
+    backbone_train_mode = True
     # True where the gradient reaching the backbone's input is only used summed over the batch: every trainable
     # parameter acts on all images alike (one pattern broadcast over the batch), so where the images' inputs agree
     # the engine may run the backbone's first layers once for all of them (engine/border.py), which gives the

@@ -6,6 +6,11 @@ peft injects rank-r adapters (B·A, B zero-initialised, scaled by alpha/r) into 
 frozen backbone; only the adapters train, in their own optimizer group with the job's lr and schedule. The paper
 states rank 6, lr 0.01 and 10 epochs; the adapted layers and alpha are not stated: vrbench adapts the query and
 value projections (LoRA's own choice for attention) with peft's default alpha 8, both settable.
+
+The ViT stays in eval mode while its adapters train (version 2, issue 24): its own dropout (0.1 in
+pytorch_pretrained_vit's ViT-L/16) is off, as in Table 13's SMM row, whose script freezes the network in eval mode
+(SMM@eeac33a instancewise_vp.py:73-74). SMM's code has no LoRA script and the paper does not say the LoRA row
+trained with dropout, so the two rows of the table differ only in what trains (docs/deviations.md).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class LoRAInput(AugmentedNormalizedInput):
     """The identity on SMM's pipeline; its work is `prepare_backbone` (inject the adapters)."""
 
     trains_backbone = True
+    backbone_train_mode = False  # the frozen ViT's dropout stays off, as in the SMM row (module docstring)
 
     def __init__(self, resolution: int, margin: int, mean: tuple[float, ...], std: tuple[float, ...], *,
                  rank: int, alpha: int, targets: list[str]) -> None:

@@ -1,0 +1,106 @@
+"""Issue 24, "every published cell, set as published": rows reprinted from another paper run as that paper ran
+them, both rows of SMM's Table 13 keep the ViT in eval mode, PromptSRC's component ablation has a job per row,
+and a job's id changes exactly where its setting changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vrbench.methods import INPUTS
+from vrbench.suite import load_suite, parse_suite
+
+SUITES = Path(__file__).resolve().parent.parent / "suites"
+
+
+def cell(job) -> tuple:
+    c = job.config
+    return (job.method, c["protocol"], c.get("stage"), c["backbone"], c["dataset"], c.get("source_dataset"),
+            c.get("subsample"), c.get("shots"), c["seed"])
+
+
+def changed_cells(name: str, fixed: str, before: str) -> set[tuple]:
+    """Cells whose job id differs between the suite and the same suite with `fixed` replaced by `before`."""
+    text = (SUITES / name).read_text(encoding="utf-8")
+    assert text.count(fixed) == 1, f"{fixed!r} is not in {name}"
+    now = {cell(job): job.run_id for job in parse_suite(text, name).jobs}
+    old = {cell(job): job.run_id for job in parse_suite(text.replace(fixed, before), name).jobs}
+    assert now.keys() <= old.keys()
+    return {key for key in now if now[key] != old[key]}
+
+
+# ------------------------------------------------------------------------ SMM's Pad rows are ILM-VP's jobs
+ILMVP_BATCH = {"dtd": 64, "oxfordpets": 64}  # ILM-VP data/prepare_data.py lines 105-131; 128 everywhere else
+PAD_OVERRIDES = """  - match: {input: padding, backbone: [resnet18, resnet50]}
+    set: {batch_size: 128}
+  - match: {input: padding, backbone: [resnet18, resnet50], dataset: [dtd, oxfordpets]}
+    set: {batch_size: 64}
+"""
+
+
+def test_smms_resnet_pad_jobs_run_at_ilm_vps_batch_sizes_and_are_cvpr23s_jobs() -> None:
+    icml24 = load_suite(SUITES / "icml24.yaml")
+    cvpr23 = {(j.method, j.config["backbone"], j.config["dataset"], j.config["seed"]): j
+              for j in load_suite(SUITES / "cvpr23.yaml").jobs}
+    pad = [j for j in icml24.jobs if j.method == "padding+ilm" and j.config["backbone"] != "vit_b32"]
+    assert len(pad) == 2 * 12 * 3
+    for job in pad:
+        c = job.config
+        assert c["batch_size"] == ILMVP_BATCH.get(c["dataset"], 128), job.label()
+        twin = cvpr23[(job.method, c["backbone"], c["dataset"], c["seed"])]
+        assert job.run_id == twin.run_id and job.config == twin.config  # trained once for both suites
+    vit_pad = [j for j in icml24.jobs if j.method == "padding+ilm" and j.config["backbone"] == "vit_b32"]
+    assert {j.config["batch_size"] for j in vit_pad if j.config["dataset"] not in ILMVP_BATCH} == {256}  # SMM's own
+
+
+def test_the_pad_batch_sizes_change_exactly_the_60_resnet_pad_jobs_off_dtd_and_oxfordpets() -> None:
+    changed = changed_cells("icml24.yaml", PAD_OVERRIDES, "")
+    assert {(key[0], key[3]) for key in changed} == {("padding+ilm", "resnet18"), ("padding+ilm", "resnet50")}
+    assert {key[4] for key in changed}.isdisjoint(ILMVP_BATCH)  # DTD and OxfordPets were already at 64
+    assert len(changed) == 2 * 10 * 3
+
+
+# ------------------------------------------------------------------------ SMM Table 13: LoRA and SMM rows
+def test_table13_rows_both_keep_the_vit_in_eval_mode_and_lora_is_version_2() -> None:
+    from vrbench.methods.lora import LoRAInput
+    from vrbench.methods.smm import SMMVR
+
+    assert LoRAInput.trains_backbone and not LoRAInput.backbone_train_mode
+    assert not SMMVR.trains_backbone  # the engine never switches a frozen backbone to train mode
+    jobs = [j for j in load_suite(SUITES / "icml24.yaml").jobs if j.config["backbone"] == "vit_l16"]
+    assert {j.method for j in jobs} == {"smm+fc_finetune", "lora+fc_finetune"}
+    assert {j.config["versions"]["input"] for j in jobs if j.method == "lora+fc_finetune"} == {2}
+    assert INPUTS.get("lora").version == 2 and INPUTS.get("smm").version == 1
+
+
+@pytest.mark.parametrize("method", ["lora", "smm"])
+def test_a_table13_job_trains_with_the_vits_dropout_off(tmp_path: Path, method: str) -> None:
+    """A real job on the tiny ViT (dropout 0.1, like ViT-L/16): in a training step no dropout module is active,
+    while the adapters (LoRA) or the pattern (SMM) and the head are what train."""
+    import torch
+
+    from vrbench.engine.loop import Job
+    from vrbench.store.rundir import run_dir, write_config
+
+    suite = parse_suite(f"""
+name: t
+grid: {{input: {method}, mapping: fc_finetune, backbone: vit_tiny, dataset: digits, seed: 0}}
+defaults: {{epochs: 1, batch_size: 32, subset: {{train: 32, test: 32}}, milestones: []}}
+""")
+    (spec,) = suite.jobs
+    directory = run_dir(tmp_path / "results", spec.run_id)
+    write_config(directory, spec.run_id, spec.method, spec.config, {"device": "cpu", "threads": 1})
+    job = Job(directory)
+    job.build()
+    dropouts = [m for m in job.model.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
+    assert dropouts, "the tiny ViT has dropout 0.1, as ViT-L/16"
+    job.set_mode(True)
+    assert not any(m.training for m in dropouts)
+    assert job.mapping.module.training  # the new head is in train mode (it has no dropout of its own)
+    x = torch.rand(4, 3, 32, 32)
+    torch.manual_seed(0)
+    first = job.model(job.input(job.input.preprocess(x, train=False)))
+    torch.manual_seed(1)
+    second = job.model(job.input(job.input.preprocess(x, train=False)))
+    assert torch.equal(first, second)  # no random mask: the same input gives the same features
