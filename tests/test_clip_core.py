@@ -34,7 +34,7 @@ from vrbench.errors import ConfigError, MissingResourceError
 
 NAMES = ["golden_retriever", "tabby cat", "airliner"]
 OTHER_NAMES = ["sea_lion", "fire truck"]
-TRAINABLE = ["coop", "cocoop", "ivlp", "maple", "promptsrc"]
+TRAINABLE = ["coop", "cocoop", "ivlp", "maple", "promptsrc", "proda"]
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +223,7 @@ def expected_counts(text: int, vision: int, embed: int, classes: int) -> dict[st
         "coop": 16 * text, "coop_csc": 16 * text * classes, "coop_ctxv1": 4 * text,
         "cocoop": 4 * text + embed * hidden + hidden + hidden * text + text,
         "ivlp": vl(9), "promptsrc": vl(9), "promptsrc_depth3": vl(3), "maple": maple(9), "maple_depth3": maple(3),
+        "proda": 32 * 16 * text,  # K = 32 prompts of 16 context vectors
     }
 
 
@@ -230,7 +231,7 @@ COUNT_CASES = {
     "coop": ("coop", {}), "coop_csc": ("coop", {"csc": True}), "coop_ctxv1": ("coop", {"ctx_init": "a photo of a"}),
     "cocoop": ("cocoop", {}), "ivlp": ("ivlp", {}), "promptsrc": ("promptsrc", {}),
     "promptsrc_depth3": ("promptsrc", {"depth_text": 3, "depth_vision": 3}),
-    "maple": ("maple", {}), "maple_depth3": ("maple", {"depth": 3}),
+    "maple": ("maple", {}), "maple_depth3": ("maple", {"depth": 3}), "proda": ("proda", {}),
 }
 
 
@@ -259,7 +260,7 @@ def test_trainable_counts_at_vit_b16_dimensions() -> None:
     tokenizer = get_clip_tokenizer("clip_tiny_b16dims")
     spec_numbers = {"coop": 8_192, "coop_csc": 8_192 * len(NAMES), "coop_ctxv1": 2_048, "cocoop": 35_360,
                     "ivlp": 46_080, "promptsrc": 46_080, "promptsrc_depth3": 15_360, "maple": 3_555_072,
-                    "maple_depth3": 1_185_024}
+                    "maple_depth3": 1_185_024, "proda": 262_144}
     assert expected_counts(512, 768, 512, len(NAMES)) == spec_numbers
     cache = ZeroTextCache(512)
     for case, (method, params) in COUNT_CASES.items():

@@ -80,6 +80,9 @@ def _train_config(combo: dict[str, Any], settings: dict[str, Any], subsample: st
             config.pop(name)
     for name, default in method.params.items():
         config[name] = settings.get(name, default)
+    for name, default in method.late_params.items():  # hashed only away from the old behaviour
+        if settings.get(name, default) != default:
+            config[name] = settings[name]
     config["versions"] = versions(method.version, combo["backbone"], combo["dataset"])
     _add_plugins(config)
     return config

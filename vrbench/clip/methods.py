@@ -1,4 +1,4 @@
-"""CLIP adaptation methods (zero-shot, CoOp, CoCoOp, IVLP, MaPLe, PromptSRC) behind one nn.Module interface.
+"""CLIP adaptation methods (zero-shot, CoOp, ProDA, CoCoOp, IVLP, MaPLe, PromptSRC) behind one nn.Module interface.
 
 Every method owns only its prompt parameters; the CLIP itself is a frozen `PromptedCLIP` shared with the
 teachers. Class-dependent tensors (token prefix/suffix, frozen text features) are non-persistent buffers
@@ -20,7 +20,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vrbench.clip.encoders import PromptedCLIP, encode_templates
-from vrbench.clip.templates import PROMPTSRC_60, classname_for_prompt, custom_template, ensemble_templates
+from vrbench.clip.templates import (
+    DEFAULT_TEMPLATE,
+    PROMPTSRC_60,
+    classname_for_prompt,
+    custom_template,
+    ensemble_templates,
+)
 from vrbench.errors import ConfigError
 from vrbench.registry import unknown_name_message
 
@@ -37,10 +43,11 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "zeroshot_ensemble": {},
     "coop": {"n_ctx": 16, "csc": False, "ctx_init": "", "class_token_position": "end"},
     "cocoop": {"n_ctx": 4, "ctx_init": "a photo of a"},
+    "proda": {"n_prompts": 32, "n_ctx": 16},
     "ivlp": dict(_VL_PARAMS),
     "maple": {"n_ctx": 2, "depth": 9, "ctx_init": "a photo of a"},
     "promptsrc": {**_VL_PARAMS, "text_loss_weight": 25.0, "image_loss_weight": 10.0, "kl_loss_weight": 1.0,
-                  "gpa_mean": 15.0, "gpa_std": 1.0},
+                  "gpa_mean": 15.0, "gpa_std": 1.0, "gpa": True, "textual_diversity": True},
 }
 
 # Base-to-novel training recipes from the papers' YAMLs (§7); the caller owns SGD(momentum .9, wd 5e-4),
@@ -48,6 +55,7 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
 RECIPES: dict[str, dict[str, Any]] = {
     "coop": {"epochs": 200, "lr": 0.002, "batch_size": 32, "ctx_init": "a photo of a"},  # vit_b16_ctxv1
     "cocoop": {"epochs": 10, "lr": 0.002, "batch_size": 1},  # vit_b16_c4_ep10_batch1_ctxv1
+    "proda": {"epochs": 200, "lr": 0.002, "batch_size": 32},  # CoOp's recipe (no official config; deviations.md)
     "ivlp": {"epochs": 20, "lr": 0.0025, "batch_size": 4},  # vit_b16_c2_ep20_batch4_4+4ctx
     "maple": {"epochs": 5, "lr": 0.0035, "batch_size": 4},  # vit_b16_c2_ep5_batch4_2ctx (upstream 5 epochs)
     "promptsrc": {"epochs": 20, "lr": 0.0025, "batch_size": 4},  # vit_b16_c2_ep20_batch4_4+4ctx, GPA 15/1
@@ -324,6 +332,29 @@ class ContextMethod(ClipMethod):
 _POSITIONS = ("end", "middle", "front")
 
 
+def class_token_order(prompts: ClassPrompts, n_ctx: int, position: str) -> Tensor:
+    """Per-class permutation of the 'end' layout that moves the class tokens to the middle or front (CoOp)."""
+    m, half = n_ctx, n_ctx // 2
+    length = prompts.tokens.shape[1]
+    rows = []
+    for name_len in prompts.name_lens.tolist():
+        if 1 + m + name_len >= length:
+            raise ConfigError(f"class name of {name_len} tokens does not fit the context with {m} ctx tokens")
+        ctx = list(range(1, 1 + m))
+        cls = list(range(1 + m, 1 + m + name_len))
+        rest = list(range(1 + m + name_len, length))
+        body = ctx[:half] + cls + ctx[half:] if position == "middle" else cls + ctx
+        rows.append([0, *body, *rest])
+    return torch.tensor(rows, device=prompts.tokens.device)
+
+
+def reorder(prompts: Tensor, order: Tensor | None) -> Tensor:
+    """Apply a class_token_order permutation to (C, 77, D) prompt embeddings (None: the 'end' layout)."""
+    if order is None:
+        return prompts
+    return torch.gather(prompts, 1, order.unsqueeze(-1).expand(-1, -1, prompts.shape[-1]))
+
+
 class CoOp(ContextMethod):
     """CoOp (§1.3): M learnable context vectors before/around/after the class tokens; text side only."""
 
@@ -349,29 +380,80 @@ class CoOp(ContextMethod):
         self.order = None if self.position == "end" else self._token_order()
 
     def _token_order(self) -> Tensor:
-        """Per-class permutation of the 'end' layout that moves the class tokens to the middle or front."""
-        m, half = self.n_ctx, self.n_ctx // 2
-        length = self.prompts.tokens.shape[1]
-        rows = []
-        for name_len in self.prompts.name_lens.tolist():
-            if 1 + m + name_len >= length:
-                raise ConfigError(f"class name of {name_len} tokens does not fit the context with {m} ctx tokens")
-            ctx = list(range(1, 1 + m))
-            cls = list(range(1 + m, 1 + m + name_len))
-            rest = list(range(1 + m + name_len, length))
-            body = ctx[:half] + cls + ctx[half:] if self.position == "middle" else cls + ctx
-            rows.append([0, *body, *rest])
-        return torch.tensor(rows, device=self.prompts.tokens.device)
+        return class_token_order(self.prompts, self.n_ctx, self.position)
 
     def prompt_embeddings(self) -> Tensor:
         """(C, 77, D) prompt embeddings with the class tokens at the configured position."""
-        prompts = self.prompts.assemble(self.ctx)
-        if self.order is None:
-            return prompts
-        return torch.gather(prompts, 1, self.order.unsqueeze(-1).expand(-1, -1, prompts.shape[-1]))
+        return reorder(self.prompts.assemble(self.ctx), self.order)
 
     def text_features(self) -> Tensor:
         return self.clip.encode_text_embeddings(self.prompt_embeddings(), self.prompts.tokens)
+
+
+# ------------------------------------------------------------------------------------------ ProDA
+class ProDA(ContextMethod):
+    """ProDA (Lu et al., CVPR 2022, "Prompt Distribution Learning"): K learnable prompts whose output embeddings
+    of each class are modelled as a Gaussian.
+
+    Every prompt k gives class j the normalised text feature w_kj. The classifier is random, w ~ N(mu, Sigma), with
+    mu and Sigma the empirical mean and covariance over the K prompts. Training minimises the paper's surrogate
+    loss, the upper bound of E_w[cross-entropy] from Jensen's inequality and the Gaussian's moment generating
+    function: cross-entropy over the logits mu_j.z/tau + (1/2tau^2) z'(Sigma_jj + Sigma_yy - 2 Sigma_jy)z, where the
+    quadratic term is the variance over the prompts of (w_kj - w_ky).z/tau, computed from K per-prompt logits without
+    forming a covariance matrix. Testing uses the mean embedding mu. The choices the paper leaves open (prompt
+    count and length, class-token positions, the 1/K covariance, mu not renormalised) are listed in
+    docs/deviations.md; the official code is not public.
+    """
+
+    name = "proda"
+    changes_image_path = False
+
+    def build(self) -> None:
+        params = self.params
+        self.n_prompts, n_ctx = int(params["n_prompts"]), int(params["n_ctx"])
+        _check_positive("n_prompts", self.n_prompts)
+        _check_positive("n_ctx", n_ctx)
+        if self.n_prompts < 2:
+            raise ConfigError("proda models the prompts' embeddings as a Gaussian: n_prompts must be at least 2")
+        self.ctx = random_prompt(self.n_prompts, n_ctx, self.clip.dims.text_width)
+        self.prompt_prefix, self.n_ctx = _placeholder(n_ctx), n_ctx
+        self.prompts = ClassPrompts()
+        # The class name after the context (first half of the prompts) or in its middle (second half).
+        half = self.n_prompts // 2
+        self.positions = ["end"] * (self.n_prompts - half) + ["middle"] * half
+        self.register_buffer("middle_order", None, persistent=False)
+
+    def set_classnames(self, classnames: list[str]) -> None:
+        super().set_classnames(classnames)
+        self.middle_order = class_token_order(self.prompts, self.n_ctx, "middle")
+
+    def prompt_text_features(self) -> Tensor:
+        """(K, C, embed) normalised text features of every prompt and class."""
+        count = self.prompts.count
+        embeddings = torch.cat([
+            reorder(self.prompts.assemble(ctx), None if position == "end" else self.middle_order)
+            for ctx, position in zip(self.ctx, self.positions, strict=True)])
+        tokens = self.prompts.tokens.repeat(self.n_prompts, 1)
+        features = self.clip.encode_text_embeddings(embeddings, tokens)
+        return _normalize(features).view(self.n_prompts, count, -1)
+
+    def text_features(self) -> Tensor:
+        """The mean embedding mu (C, embed): the classifier at test time."""
+        return self.prompt_text_features().mean(dim=0)
+
+    def logits_from_image_features(self, image_features: Tensor) -> Tensor:
+        """scale * z.mu_j, mu as estimated (the mean of unit vectors, not renormalised), as in training."""
+        return self.clip.logit_scale() * _normalize(image_features) @ self.class_text().t()
+
+    def training_loss(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.no_grad():
+            image = _normalize(self.clip.encode_image(images))
+        per_prompt = self.clip.logit_scale() * torch.einsum("bd,kcd->kbc", image, self.prompt_text_features())
+        mean = per_prompt.mean(dim=0)  # z.mu_j / tau
+        rows = torch.arange(labels.shape[0], device=labels.device)
+        differences = per_prompt - per_prompt[:, rows, labels].unsqueeze(-1)  # (w_kj - w_ky).z / tau
+        variance = differences.var(dim=0, unbiased=False)  # z'(Sigma_jj + Sigma_yy - 2 Sigma_jy)z / tau^2; 0 at y
+        return F.cross_entropy(mean + 0.5 * variance, labels), mean
 
 
 # ------------------------------------------------------------------------------------------ CoCoOp
@@ -451,15 +533,20 @@ class PromptSRC(IVLP):
         super().set_classnames(classnames)
         self._teacher: Tensor | None = None
 
+    def teacher_templates(self) -> list[str]:
+        """The 60 templates of textual diversity; without it (the supplement's ablation rows 2-3) one feature per
+        class, the frozen CLIP's "a photo of a {}." (the hand-crafted prompt PromptSRC's text prompts start from)."""
+        return list(PROMPTSRC_60) if self.params.get("textual_diversity", True) else [DEFAULT_TEMPLATE]
+
     @property
     def teacher_text(self) -> Tensor:
-        """The textual-diversity teacher: the unnormalized mean over the 60 templates of the frozen features.
+        """The textual-diversity teacher: the unnormalized mean over the templates of the frozen features.
 
         Built on first use, because only training needs it: an evaluation job on 1000 ImageNet classes would
         otherwise encode 60,000 prompts it never reads.
         """
         if self._teacher is None:
-            self._teacher = self.frozen_text(PROMPTSRC_60, self.prompt_classnames()).mean(dim=0)
+            self._teacher = self.frozen_text(self.teacher_templates(), self.prompt_classnames()).mean(dim=0)
         return self._teacher
 
     def training_loss(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -481,7 +568,10 @@ class PromptSRC(IVLP):
         return loss, logits
 
     def epoch_end(self, epoch: int, epochs: int) -> None:
-        """Accumulate w_e * prompts; after the last epoch the prompts become the aggregate (what gets tested)."""
+        """Accumulate w_e * prompts; after the last epoch the prompts become the aggregate (what gets tested).
+        Without GPA (gpa: false, the ablation's rows 1-2) the last epoch's prompts are tested as they are."""
+        if not self.params.get("gpa", True):
+            return
         weight = gpa_weights(float(self.params["gpa_mean"]), float(self.params["gpa_std"]), epochs)[epoch]
         named = self.named_trainable_parameters()
         with torch.no_grad():
@@ -534,7 +624,8 @@ class MaPLe(ContextMethod):
 
 
 METHODS: dict[str, type[ClipMethod]] = {
-    method.name: method for method in (ZeroShotCLIP, ZeroShotEnsembleCLIP, CoOp, CoCoOp, IVLP, MaPLe, PromptSRC)
+    method.name: method for method in (ZeroShotCLIP, ZeroShotEnsembleCLIP, CoOp, ProDA, CoCoOp, IVLP, MaPLe,
+                                       PromptSRC)
 }
 
 

@@ -89,7 +89,8 @@ class ClipPromptJob(Job):
     def _method_params(self) -> dict[str, Any]:
         """The method's hyperparameters: this job's own, or (evaluation jobs) those its training run used."""
         source = read_json(self.training_run / CONFIG)["config"] if self.training_run else self.config
-        return {name: source[name] for name in self.method_info.params}
+        late = {name: source.get(name, default) for name, default in self.method_info.late_params.items()}
+        return {**{name: source[name] for name in self.method_info.params}, **late}
 
     def _load_prompts(self, directory: Path) -> None:
         path = directory / PROMPTS

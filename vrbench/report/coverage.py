@@ -48,17 +48,9 @@ class Exclusion:
     reason: str
 
 
-# Published rows deliberately without a job. Each needs a reason a user can check.
-EXCLUSIONS: tuple[Exclusion, ...] = (
-    Exclusion("promptsrc_iccv23", _B2N, "ProDA",
-              "ProDA: not implemented (a baseline PromptSRC reprints; not among the methods of clip_methods.md)"),
-    Exclusion("promptsrc_iccv23", _ABLATION, "IVLP+L_SCL",
-              "PromptSRC ablation step (IVLP + the self-regularising losses, without GPA and textual diversity): "
-              "not implemented, vrbench's PromptSRC has no switch to drop those two components"),
-    Exclusion("promptsrc_iccv23", _ABLATION, "IVLP+L_SCL+GPA",
-              "PromptSRC ablation step (IVLP + losses + GPA, without textual diversity): not implemented, "
-              "vrbench's PromptSRC always uses the 60-template teacher"),
-)
+# Published rows deliberately without a job. Each needs a reason a user can check. Empty since issue 24 (ProDA and
+# PromptSRC's ablation steps have jobs): every published value has one, except the papers in NO_PUBLISHED_VALUES.
+EXCLUSIONS: tuple[Exclusion, ...] = ()
 
 # Printed averages whose datasets are not rows of their table: the columns the paper's header names.
 AVERAGE_DATASETS: dict[tuple[str, str], tuple[str, ...]] = {
