@@ -104,3 +104,82 @@ defaults: {{epochs: 1, batch_size: 32, subset: {{train: 32, test: 32}}, mileston
     torch.manual_seed(1)
     second = job.model(job.input(job.input.preprocess(x, train=False)))
     assert torch.equal(first, second)  # no random mask: the same input gives the same features
+
+
+# ------------------------------------------------------------------------ PromptSRC's component ablation
+ABLATION = "Suppl. per-dataset component ablation (base-to-novel)"
+# Ids of the full PromptSRC (ImageNet, seed 1: base training run and its novel evaluation) before the switches
+# existed (commit 978fb08): the switches' defaults keep them.
+PROMPTSRC_IMAGENET_SEED1 = {"train": "2c1e77fd0ede4ac6", "eval": "243601921ff514f0"}
+
+
+def iccv23_text_without(*labels: str) -> str:
+    """suites/iccv23.yaml with the grid entries that set one of `labels` (or run ProDA) cut out."""
+    text = (SUITES / "iccv23.yaml").read_text(encoding="utf-8")
+    for marker in labels:
+        end = text.index("\n", text.index(f"label: {marker}}}")) + 1
+        start = text.rindex("  - method: [promptsrc]\n", 0, end)
+        text = text[:start] + text[end:]
+    start = text.index("  - method: [proda]\n")
+    end = text.index("seed: [1, 2, 3]\n", start) + len("seed: [1, 2, 3]\n")
+    return text[:start] + text[end:]
+
+
+def test_ablation_rows_switch_off_gpa_and_textual_diversity_and_the_full_method_keeps_its_ids() -> None:
+    suite = load_suite(SUITES / "iccv23.yaml")
+    by_label: dict[str, list] = {}
+    for job in suite.jobs:
+        if job.config["method"] == "promptsrc" and job.config["protocol"] == "base2novel":
+            by_label.setdefault(job.method, []).append(job)
+    assert set(by_label) == {"promptsrc", "promptsrc IVLP+L_SCL", "promptsrc IVLP+L_SCL+GPA"}
+    switches = {label: {(j.config.get("gpa"), j.config.get("textual_diversity"))
+                        for j in jobs if j.config["stage"] == "train"} for label, jobs in by_label.items()}
+    # the full method's configs hold neither switch, so they hash as before the switches existed
+    assert switches == {"promptsrc": {(None, None)}, "promptsrc IVLP+L_SCL": {(False, False)},
+                        "promptsrc IVLP+L_SCL+GPA": {(None, False)}}
+    for label, jobs in by_label.items():
+        assert len(jobs) == 11 * 3 * 2, label  # 11 datasets x 3 seeds, a base training run and a novel evaluation
+        assert {j.config["shots"] for j in jobs} == {16}
+    full = {j.config["stage"]: j.run_id for j in by_label["promptsrc"]
+            if j.config["dataset"] == "imagenet" and j.config["seed"] == 1}
+    assert full == PROMPTSRC_IMAGENET_SEED1
+    # The rows differ from the full method only in their switches: same recipe otherwise.
+    recipe = {k: v for k, v in by_label["promptsrc"][0].config.items() if k not in ("versions",)}
+    row2 = next(j for j in by_label["promptsrc IVLP+L_SCL"] if j.config["stage"] == "train"
+                and j.config["dataset"] == recipe["dataset"] and j.config["seed"] == recipe["seed"])
+    assert {k: v for k, v in row2.config.items() if k not in ("gpa", "textual_diversity", "versions")} == recipe
+
+
+def test_adding_the_ablation_and_proda_jobs_changes_no_existing_iccv23_id() -> None:
+    before = parse_suite(iccv23_text_without("promptsrc IVLP+L_SCL", "promptsrc IVLP+L_SCL+GPA"), "iccv23.yaml")
+    now = load_suite(SUITES / "iccv23.yaml")
+    old_ids, new_ids = {j.run_id for j in before.jobs}, {j.run_id for j in now.jobs}
+    assert len(old_ids) == 1362 and old_ids <= new_ids
+    added = [j for j in now.jobs if j.run_id not in old_ids]
+    assert len(added) == 3 * 11 * 3 * 2  # two ablation rows and ProDA: train + novel evaluation per cell
+    assert {j.method for j in added} == {"promptsrc IVLP+L_SCL", "promptsrc IVLP+L_SCL+GPA", "proda"}
+
+
+def test_the_ablation_rows_and_proda_fill_their_published_cells() -> None:
+    from vrbench.report.coverage import coverage
+
+    tables = {t.table: t for t in coverage([load_suite(SUITES / "iccv23.yaml")], ["promptsrc_iccv23"])}
+    ablation = tables[ABLATION]
+    assert len(ablation.covered) == len(ablation.cells) == 144
+    covered = {ref.method for ref in ablation.covered}
+    assert {"IVLP+L_SCL", "IVLP+L_SCL+GPA"} <= covered
+    table1 = tables["Table 1 base-to-novel (16-shot base classes)"]
+    assert len([ref for ref in table1.covered if ref.method == "ProDA"]) == 36 and not table1.uncovered
+
+
+def test_proda_jobs_run_the_base_to_novel_protocol_at_their_recipe() -> None:
+    jobs = [j for j in load_suite(SUITES / "iccv23.yaml").jobs if j.config["method"] == "proda"]
+    train = [j for j in jobs if j.config["stage"] == "train"]
+    evals = [j for j in jobs if j.config["stage"] == "eval"]
+    assert len(train) == len(evals) == 11 * 3
+    for job in train:
+        c = job.config
+        assert (c["backbone"], c["shots"], c["subsample"]) == ("clip_vit_b16", 16, "base")
+        assert (c["n_prompts"], c["n_ctx"], c["epochs"], c["lr"], c["batch_size"]) == (32, 16, 200, 0.002, 32)
+    assert {j.config["train_run"] for j in evals} == {j.run_id for j in train}
+    assert {j.config["subsample"] for j in evals} == {"new"}
