@@ -64,7 +64,7 @@ def spread_prompts(method: ClipMethod, scale: float = 0.5) -> None:
 # ------------------------------------------------------------------------------------------ ProDA
 def test_proda_loss_is_the_papers_surrogate_with_full_covariances(tiny, tokenizer, batch) -> None:
     images, labels = batch
-    method = build("proda", tiny, tokenizer, {"n_prompts": 6, "n_ctx": 4})
+    method = build("proda", tiny, tokenizer, {"n_prompts": 6, "n_ctx": 4, "prompt_batch": 6})
     spread_prompts(method)
     loss, logits = method.training_loss(images, labels)
     with torch.no_grad():
@@ -89,7 +89,7 @@ def test_proda_loss_is_the_papers_surrogate_with_full_covariances(tiny, tokenize
 
 def test_proda_surrogate_bounds_the_expected_cross_entropy_under_the_gaussian(tiny, tokenizer, batch) -> None:
     images, labels = batch
-    method = build("proda", tiny, tokenizer, {"n_prompts": 6, "n_ctx": 4})
+    method = build("proda", tiny, tokenizer, {"n_prompts": 6, "n_ctx": 4, "prompt_batch": 6})
     spread_prompts(method)
     with torch.no_grad():
         loss, _ = method.training_loss(images, labels)
@@ -107,7 +107,7 @@ def test_proda_surrogate_bounds_the_expected_cross_entropy_under_the_gaussian(ti
 
 def test_identical_prompts_reduce_proda_to_one_prompts_cross_entropy(tiny, tokenizer, batch) -> None:
     images, labels = batch
-    method = build("proda", tiny, tokenizer, {"n_prompts": 4, "n_ctx": 4})
+    method = build("proda", tiny, tokenizer, {"n_prompts": 4, "n_ctx": 4, "prompt_batch": 4})
     with torch.no_grad():
         method.ctx.copy_(method.ctx[:1].expand_as(method.ctx))
     method.positions = ["end"] * 4  # the same prompt four times (the class name in the same place too)
@@ -134,11 +134,33 @@ def test_proda_prompts_put_the_class_name_after_or_inside_the_context(tiny, toke
     assert (mu.norm(dim=-1) < 1 - 1e-3).all()
 
 
+def test_each_step_estimates_the_gaussian_from_prompt_batch_random_prompts(tiny, tokenizer, batch) -> None:
+    images, labels = batch
+    method = build("proda", tiny, tokenizer, {"n_prompts": 6, "n_ctx": 4, "prompt_batch": 2})
+    spread_prompts(method)
+    touched = set()
+    for step in range(6):
+        method.ctx.grad = None
+        loss, _ = method.training_loss(images, labels)
+        loss.backward()
+        moved = {k for k in range(6) if method.ctx.grad[k].abs().sum() > 0}
+        assert len(moved) == 2, step  # only the two drawn prompts enter this step's mean and covariance
+        touched |= moved
+    assert len(touched) > 2  # a new draw every step
+    torch.manual_seed(7)
+    first, _ = method.training_loss(images, labels)
+    torch.manual_seed(7)
+    again, _ = method.training_loss(images, labels)
+    assert first.item() == again.item()  # the draw comes from the global RNG the job seeds and checkpoints
+
+
 def test_proda_needs_at_least_two_prompts(tiny, tokenizer) -> None:
     from vrbench.errors import ConfigError
 
     with pytest.raises(ConfigError, match="n_prompts must be at least 2"):
         build("proda", tiny, tokenizer, {"n_prompts": 1})
+    with pytest.raises(ConfigError, match="prompt_batch must be between 2 and n_prompts"):
+        build("proda", tiny, tokenizer, {"n_prompts": 4, "prompt_batch": 5})
 
 
 # ------------------------------------------------------------------------------------------ PromptSRC switches
@@ -172,7 +194,8 @@ BASE_TO_NOVEL = """
 name: b2n
 protocol: base2novel
 grid:
-  - {method: proda, backbone: clip_tiny, dataset: digits, shots: 2, seed: 1, set: {n_prompts: 3, n_ctx: 4}}
+  - {method: proda, backbone: clip_tiny, dataset: digits, shots: 2, seed: 1,
+     set: {n_prompts: 3, n_ctx: 4, prompt_batch: 2}}
   - {method: promptsrc, backbone: clip_tiny, dataset: digits, shots: 2, seed: 1,
      set: {gpa: false, textual_diversity: false, label: promptsrc IVLP+L_SCL}}
 defaults: {epochs: 1, batch_size: 8, subset: {test: 40}, test_batch_size: 40}

@@ -232,7 +232,7 @@ def test_prompt_learners_test_under_the_training_autocast_and_cache_what_their_k
 
     assert {m.name: m.version for m in CLIP_METHODS} == {  # the change re-runs every job it touches
         "zeroshot": 2, "zeroshot_ensemble": 2, "linear_probe_clip": 1, "coop": 2, "cocoop": 2, "ivlp": 2,
-        "maple": 2, "promptsrc": 2}
+        "maple": 2, "promptsrc": 2, "proda": 1}  # proda: new in issue 24
     # CPU autocast (bfloat16) stands in for the GPU's fp16 autocast: the same code paths, observable on a CPU
     monkeypatch.setattr(loop, "select_device", lambda *args, **kwargs: DevicePlan(torch.device("cpu"), "bf16-amp", 1))
     results = tmp_path / "results"

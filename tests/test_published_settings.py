@@ -180,6 +180,7 @@ def test_proda_jobs_run_the_base_to_novel_protocol_at_their_recipe() -> None:
     for job in train:
         c = job.config
         assert (c["backbone"], c["shots"], c["subsample"]) == ("clip_vit_b16", 16, "base")
-        assert (c["n_prompts"], c["n_ctx"], c["epochs"], c["lr"], c["batch_size"]) == (32, 16, 200, 0.002, 32)
+        assert (c["n_prompts"], c["n_ctx"], c["prompt_batch"], c["epochs"], c["lr"], c["batch_size"]) == (
+            32, 16, 8, 200, 0.002, 32)
     assert {j.config["train_run"] for j in evals} == {j.run_id for j in train}
     assert {j.config["subsample"] for j in evals} == {"new"}

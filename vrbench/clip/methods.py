@@ -43,7 +43,7 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "zeroshot_ensemble": {},
     "coop": {"n_ctx": 16, "csc": False, "ctx_init": "", "class_token_position": "end"},
     "cocoop": {"n_ctx": 4, "ctx_init": "a photo of a"},
-    "proda": {"n_prompts": 32, "n_ctx": 16},
+    "proda": {"n_prompts": 32, "n_ctx": 16, "prompt_batch": 8},
     "ivlp": dict(_VL_PARAMS),
     "maple": {"n_ctx": 2, "depth": 9, "ctx_init": "a photo of a"},
     "promptsrc": {**_VL_PARAMS, "text_loss_weight": 25.0, "image_loss_weight": 10.0, "kl_loss_weight": 1.0,
@@ -400,9 +400,11 @@ class ProDA(ContextMethod):
     loss, the upper bound of E_w[cross-entropy] from Jensen's inequality and the Gaussian's moment generating
     function: cross-entropy over the logits mu_j.z/tau + (1/2tau^2) z'(Sigma_jj + Sigma_yy - 2 Sigma_jy)z, where the
     quadratic term is the variance over the prompts of (w_kj - w_ky).z/tau, computed from K per-prompt logits without
-    forming a covariance matrix. Testing uses the mean embedding mu. The choices the paper leaves open (prompt
-    count and length, class-token positions, the 1/K covariance, mu not renormalised) are listed in
-    docs/deviations.md; the official code is not public.
+    forming a covariance matrix. Each training step estimates mu and Sigma from `prompt_batch` of the K prompts drawn
+    at random (the global RNG): all K prompts of all C classes would be K times CoOp's text batch, beyond a GPU's
+    memory on ImageNet. Testing uses the mean embedding mu of all K prompts. The choices the paper leaves open
+    (prompt count, length and sampling, class-token positions, the 1/K covariance, mu not renormalised) are listed
+    in docs/deviations.md; the official code is not public.
     """
 
     name = "proda"
@@ -415,6 +417,10 @@ class ProDA(ContextMethod):
         _check_positive("n_ctx", n_ctx)
         if self.n_prompts < 2:
             raise ConfigError("proda models the prompts' embeddings as a Gaussian: n_prompts must be at least 2")
+        self.prompt_batch = int(params["prompt_batch"])
+        if not 2 <= self.prompt_batch <= self.n_prompts:
+            raise ConfigError(f"prompt_batch must be between 2 and n_prompts ({self.n_prompts}), "
+                              f"got {self.prompt_batch}")
         self.ctx = random_prompt(self.n_prompts, n_ctx, self.clip.dims.text_width)
         self.prompt_prefix, self.n_ctx = _placeholder(n_ctx), n_ctx
         self.prompts = ClassPrompts()
@@ -427,15 +433,15 @@ class ProDA(ContextMethod):
         super().set_classnames(classnames)
         self.middle_order = class_token_order(self.prompts, self.n_ctx, "middle")
 
-    def prompt_text_features(self) -> Tensor:
-        """(K, C, embed) normalised text features of every prompt and class."""
-        count = self.prompts.count
+    def prompt_text_features(self, chosen: list[int] | None = None) -> Tensor:
+        """(K', C, embed) normalised text features of the chosen prompts (default: all K) for every class."""
+        chosen = list(range(self.n_prompts)) if chosen is None else chosen
         embeddings = torch.cat([
-            reorder(self.prompts.assemble(ctx), None if position == "end" else self.middle_order)
-            for ctx, position in zip(self.ctx, self.positions, strict=True)])
-        tokens = self.prompts.tokens.repeat(self.n_prompts, 1)
+            reorder(self.prompts.assemble(self.ctx[k]), None if self.positions[k] == "end" else self.middle_order)
+            for k in chosen])
+        tokens = self.prompts.tokens.repeat(len(chosen), 1)
         features = self.clip.encode_text_embeddings(embeddings, tokens)
-        return _normalize(features).view(self.n_prompts, count, -1)
+        return _normalize(features).view(len(chosen), self.prompts.count, -1)
 
     def text_features(self) -> Tensor:
         """The mean embedding mu (C, embed): the classifier at test time."""
@@ -448,8 +454,9 @@ class ProDA(ContextMethod):
     def training_loss(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
             image = _normalize(self.clip.encode_image(images))
-        per_prompt = self.clip.logit_scale() * torch.einsum("bd,kcd->kbc", image, self.prompt_text_features())
-        mean = per_prompt.mean(dim=0)  # z.mu_j / tau
+        chosen = sorted(torch.randperm(self.n_prompts)[:self.prompt_batch].tolist())
+        per_prompt = self.clip.logit_scale() * torch.einsum("bd,kcd->kbc", image, self.prompt_text_features(chosen))
+        mean = per_prompt.mean(dim=0)  # z.mu_j / tau, mu estimated from the chosen prompts
         rows = torch.arange(labels.shape[0], device=labels.device)
         differences = per_prompt - per_prompt[:, rows, labels].unsqueeze(-1)  # (w_kj - w_ky).z / tau
         variance = differences.var(dim=0, unbiased=False)  # z'(Sigma_jj + Sigma_yy - 2 Sigma_jy)z / tau^2; 0 at y
@@ -569,7 +576,7 @@ class PromptSRC(IVLP):
 
     def epoch_end(self, epoch: int, epochs: int) -> None:
         """Accumulate w_e * prompts; after the last epoch the prompts become the aggregate (what gets tested).
-        Without GPA (gpa: false, the ablation's rows 1-2) the last epoch's prompts are tested as they are."""
+        Without GPA (gpa: false, the ablation's row 2) the last epoch's prompts are tested as they are."""
         if not self.params.get("gpa", True):
             return
         weight = gpa_weights(float(self.params["gpa_mean"]), float(self.params["gpa_std"]), epochs)[epoch]

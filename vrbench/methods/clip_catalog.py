@@ -72,7 +72,7 @@ CLIP_METHODS.register("coop", ClipMethodInfo(
 # ProDA has no public code or base-to-novel config (PromptSRC reprints a third party's run, iccv23.yaml): its
 # paper's method at CoOp's training recipe, the setting of the CoOp row ProDA is compared with (docs/deviations.md).
 CLIP_METHODS.register("proda", ClipMethodInfo(
-    "proda", 1, params={"n_prompts": 32, "n_ctx": 16},
+    "proda", 1, params={"n_prompts": 32, "n_ctx": 16, "prompt_batch": 8},
     defaults={"epochs": 200, "lr": 0.002, "batch_size": 32, **_SGD},
     description="K learned prompts, each class's output embeddings a Gaussian; surrogate loss, tested with the "
                 "mean embedding (ProDA, Lu et al. CVPR 2022; no official code)", paper_name="ProDA"))

@@ -34,8 +34,6 @@ NO_PUBLISHED_VALUES: dict[str, str] = {
     "ilm_vp_cvpr23_clip": "ILM-VP on CLIP: no published values available (reference CSV is header-only)",
 }
 
-_B2N = PROTOCOL_TABLES["base2novel"][0]
-_ABLATION = PROTOCOL_TABLES["base2novel"][1]
 
 
 @dataclass(frozen=True)
