@@ -24,6 +24,11 @@ from vrbench.store.scan import Problem, RunRecord, scan_runs
 
 DB_NAME = "vrbench.duckdb"  # the index's file name inside a results directory, beside runs/
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?)(?:\. See also|$)")
+# Readers see the index and nothing else: no file, network or other database (COPY TO, ATTACH, read_text, glob),
+# no extension installed or loaded, and no SET that could undo this (Results.sql runs a user's query).
+READ_ONLY_CONFIG: dict[str, str | bool] = {
+    "enable_external_access": False, "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+    "lock_configuration": True}
 
 
 @dataclass
@@ -53,7 +58,8 @@ def connect(db_path: Path, read_only: bool = False, retries: int = 10,
     """Open the index, retrying briefly while another process holds DuckDB's file lock.
 
     DuckDB allows one writing process at a time; a second one gets a lock error naming the holder, which we turn
-    into a ResultsError after about ``retries * wait_seconds`` seconds.
+    into a ResultsError after about ``retries * wait_seconds`` seconds. A read-only connection is also sandboxed
+    (``READ_ONLY_CONFIG``): whatever SQL it runs can read the index only.
     """
     db_path = Path(db_path)
     if read_only and not db_path.exists():
@@ -63,7 +69,7 @@ def connect(db_path: Path, read_only: bool = False, retries: int = 10,
         db_path.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(retries + 1):
         try:
-            return duckdb.connect(str(db_path), read_only=read_only)
+            return duckdb.connect(str(db_path), read_only=read_only, config=READ_ONLY_CONFIG if read_only else {})
         except duckdb.IOException as exc:
             message = str(exc)
             if "lock" not in message.lower():
