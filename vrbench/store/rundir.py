@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 
 from vrbench.errors import ResultsError
 from vrbench.store.diskfull import writing
+from vrbench.store.validate import InvalidRecord, check_result
 
 CONFIG, ENV, METRICS, CHECKPOINT = "config.json", "env.json", "metrics.jsonl", "checkpoint.pt"
 RESULT, ERROR, CLAIM, PROGRESS, MAPPING, LOG = (
@@ -101,6 +102,16 @@ def atomic_write_bytes(path: Path, data: bytes, what: str | None = None) -> None
 
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_result(directory: Path, result: dict[str, Any]) -> None:
+    """Write result.json, the job's last step, only if every reader will accept it: a result with a NaN, infinite,
+    out-of-range or mistyped value fails the job instead (``ResultsError`` naming the field)."""
+    try:
+        check_result(result)
+    except InvalidRecord as exc:
+        raise ResultsError(f"the job's result is invalid, so it was not written: {exc}") from None
+    atomic_write_json(Path(directory) / RESULT, result)
 
 
 def read_json(path: Path) -> Any:
@@ -261,10 +272,12 @@ def job_state(directory: Path) -> JobState:
     result = directory / RESULT
     if result.exists():
         try:
-            data = read_json(result)
-            return JobState("done", f"final {data.get('final_acc', float('nan')):.1f}%")
+            fields = check_result(read_json(result))
         except ResultsError as exc:
             return JobState("corrupt", str(exc))
+        except InvalidRecord as exc:
+            return JobState("corrupt", f"{result} is corrupted ({exc})")
+        return JobState("done", f"final {fields['final_acc']:.1f}%")
     if (directory / CLAIM).exists():
         if claim_is_stale(directory):
             return JobState("stale", "its process is gone; a re-run resumes it")
