@@ -9,6 +9,7 @@ Markdown report never pay for it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -260,6 +261,20 @@ def _comparison_board(model: ReportModel) -> Board | None:
 # --------------------------------------------------------------------------------------------- drawing
 
 
+def _literal_text(draw: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Draw with every text shown as written: method names, labels and datasets come from suites and run files,
+    and matplotlib would read ``$...$`` in them as mathtext (an unbalanced one aborted the whole HTML report)."""
+
+    @functools.wraps(draw)
+    def drawn(*args: Any, **kwargs: Any) -> Figure:
+        from matplotlib import rc_context
+
+        with rc_context({"text.parse_math": False, "text.usetex": False}):
+            return draw(*args, **kwargs)
+
+    return drawn
+
+
 def _new_figure(width: float, height: float, layout: str | None = "constrained") -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure as MplFigure
@@ -315,6 +330,7 @@ def _panel_figure(rows: int, cols: int, panel: tuple[float, float], margins: Mar
     return figure
 
 
+@_literal_text
 def learning_curves(curves: Curves) -> Figure:
     from matplotlib.ticker import MaxNLocator
 
@@ -371,6 +387,7 @@ def _label(row: Row) -> str:
     return " · ".join((row.label, *row.groups))
 
 
+@_literal_text
 def comparison(board: Board) -> Figure:
     """Per dataset, the methods' mean ± std under the board's rule; published values as black diamonds."""
     datasets = board.datasets
@@ -408,6 +425,7 @@ def comparison(board: Board) -> Figure:
                   f"Bar chart of the methods' accuracy on {', '.join(datasets)}", _png(figure))
 
 
+@_literal_text
 def paper_gap(board: Board) -> Figure:
     """Ours − paper per cell, red below the published value, blue above; blank where no value is published."""
     import numpy as np
@@ -438,6 +456,7 @@ def paper_gap(board: Board) -> Figure:
                   f"Heatmap of ours minus paper for {len(rows)} methods and {len(datasets)} datasets", _png(figure))
 
 
+@_literal_text
 def mapping_heatmap(m: MappingMatrix) -> Figure:
     import numpy as np
 
