@@ -254,9 +254,9 @@ def status(
 
     try:
         loaded = load_suite(suite)
-    except VrbenchError as exc:
+        _print_jobs(loaded.jobs, results, show_state=True, title=f"{loaded.name}: {len(loaded.jobs)} jobs")
+    except VrbenchError as exc:  # e.g. a run directory that is a symbolic link
         raise _fail(exc) from None
-    _print_jobs(loaded.jobs, results, show_state=True, title=f"{loaded.name}: {len(loaded.jobs)} jobs")
 
 
 def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
@@ -520,7 +520,7 @@ def main() -> None:
     try:
         app()
     except VrbenchError as exc:  # pragma: no cover - commands catch their own; this is the last net
-        err_console.print(f"[bold red]error:[/] {escape(exc)}")
+        err_console.print(f"[bold red]error:[/] {escape(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

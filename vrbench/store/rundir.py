@@ -44,10 +44,24 @@ def runs_root(results: Path) -> Path:
 
 
 def run_dir(results: Path, run_id: str) -> Path:
-    """The directory of one run; ids are hex digests, so a path can never escape the results root."""
+    """The directory of one run; ids are hex digests and links are refused, so it never escapes the results root."""
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
         raise ResultsError(f"'{run_id}' is not a run id (expected lowercase hex)")
-    return runs_root(results) / run_id
+    return refuse_link(runs_root(results) / run_id)
+
+
+def refuse_link(directory: Path) -> Path:
+    """``directory``, unless it is a symbolic link: run directories never leave the results root, so vrbench
+    neither reads a job's state through a link nor writes (claims, configs, results) through one."""
+    if Path(directory).is_symlink():
+        try:
+            target = os.readlink(directory)
+        except OSError:
+            target = "?"
+        raise ResultsError(f"run directory {directory} is a symbolic link (to {target}); run directories never leave "
+                           "the results root, so vrbench does not follow it. Remove the link, or move that directory "
+                           "into place instead of linking it.")
+    return Path(directory)
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object], what: str | None = None) -> None:
@@ -126,7 +140,7 @@ def read_json(path: Path) -> Any:
 
 def write_config(directory: Path, run_id: str, method: str, config: dict, runtime: dict) -> None:
     """Write config.json; an existing one for a different config means a hash collision or tampering."""
-    directory.mkdir(parents=True, exist_ok=True)
+    refuse_link(directory).mkdir(parents=True, exist_ok=True)
     path = directory / CONFIG
     if path.exists():
         try:
@@ -193,7 +207,7 @@ class Claim:
 
 def try_claim(directory: Path, **extra: Any) -> Claim | None:
     """Create claim.json atomically; None if another live process holds the job."""
-    directory.mkdir(parents=True, exist_ok=True)
+    refuse_link(directory).mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
     data = {"token": token, "host": socket.gethostname(), "launcher_pid": os.getpid(),
             "launcher_start": _process_start(os.getpid()), "worker_pid": None, "claimed_at": now_iso(), **extra}
@@ -269,7 +283,7 @@ class JobState:
 
 def job_state(directory: Path) -> JobState:
     """What a run directory says about its job, without importing torch."""
-    result = directory / RESULT
+    result = refuse_link(directory) / RESULT
     if result.exists():
         try:
             fields = check_result(read_json(result))

@@ -291,7 +291,12 @@ def scan_runs(runs_dir: Path, known: dict[str, tuple[str, str | None]] | None = 
         return scan
     known = known or {}
     with os.scandir(runs_dir) as entries:
-        names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
+        listed = [e for e in entries if not e.name.startswith(".")]
+    names = sorted(e.name for e in listed if e.is_dir(follow_symlinks=False))
+    for link in sorted(e.name for e in listed if e.is_symlink()):  # run directories never leave the results root
+        scan.problems.append(Problem(runs_dir / link, "a symbolic link: run directories never leave the results "
+                                     "root, so it is not followed (remove the link, or move the directory here)"))
+        scan.problem_run_ids.add(link)
     for name in names:
         scan.scanned += 1
         known_digest, known_stat = known.get(name, (None, None))
