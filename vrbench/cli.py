@@ -337,18 +337,20 @@ def report(
     from vrbench.store.db import DB_NAME
 
     try:
-        run_ids, reference_rows = None, None
+        run_ids, reference_rows, labels = None, None, None
         if suite is not None:
             from vrbench.suite import load_suite
 
             loaded = load_suite(suite)
             run_ids = {job.run_id for job in loaded.jobs}
+            labels = {job.run_id: job.method for job in loaded.jobs}  # the suite's row names, not the stored ones
             paper = paper or loaded.reference.get("paper")
             reference_rows = loaded.reference.get("rows")
         _ingest(results, only_if_stale=True)
         keys = tuple(key.strip() for key in group_by.split(",") if key.strip())
         path = build_report(results / DB_NAME, out, fmt=format.value, run_ids=run_ids, paper=paper, group_by=keys,
-                            heatmaps=tuple(heatmap or ()), reference_rows=reference_rows, with_paper=with_paper)
+                            heatmaps=tuple(heatmap or ()), reference_rows=reference_rows, with_paper=with_paper,
+                            labels=labels)
     except VrbenchError as exc:
         raise _fail(exc) from None
     console.print(f"wrote {literal(path)}")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from vrbench.errors import ResultsError
 from vrbench.report.heatmap import MappingMatrix, mapping_matrix
+from vrbench.report.labels import use_labels
 from vrbench.report.model import PROMPT_PROTOCOLS, Board, ReportModel, Row, _dataset_key, _filter
 from vrbench.report.references import PAPER_RULE
 from vrbench.store.db import check_schema, connect
@@ -108,12 +109,12 @@ def best_runs(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None) -> list[
 
 
 def build_figures(db_path: Path, model: ReportModel, run_ids: set[str] | None = None,
-                  previous: Path | None = None) -> list[Figure]:
+                  previous: Path | None = None, labels: dict[str, str] | None = None) -> list[Figure]:
     """Every figure the report's data allow, in page order; none when nothing has finished.
 
     ``previous`` is a figures directory written before (``figures/`` of the report): a figure whose data have not
     changed since is read back from it instead of drawn again, so re-running a report over the same runs does not
-    pay for matplotlib at all.
+    pay for matplotlib at all. ``labels`` name the rows as the model's tables do (see report/labels.py).
     """
     cache = _read_manifest(previous)
     board = _comparison_board(model)
@@ -121,6 +122,7 @@ def build_figures(db_path: Path, model: ReportModel, run_ids: set[str] | None = 
     con = connect(db_path, read_only=True)
     try:
         check_schema(con, db_path)
+        use_labels(con, labels)
         plans: list[_Plan] = []
         points, curves_digest = curves_fingerprint(con, run_ids)
         if points:  # known unchanged from a digest computed in DuckDB; the points are fetched only to draw them
