@@ -88,3 +88,16 @@ def test_index_itself_cannot_be_changed(setup) -> None:
         with pytest.raises(ResultsError):
             res.sql(statement)
     assert res.sql("SELECT count(*) AS n FROM runs")["n"][0] == 1
+
+
+def test_sql_works_beside_a_connection_the_user_opened(setup) -> None:
+    """The sandbox settings never clash with the user's own connection to the index in the same process."""
+    res, _, _ = setup
+    mine = duckdb.connect(str(res.db_path), read_only=True)
+    try:
+        assert res.sql("SELECT count(*) AS n FROM runs")["n"][0] == 1
+        with pytest.raises(ResultsError):
+            res.sql("SELECT * FROM read_text('/etc/hostname')")
+        assert mine.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    finally:
+        mine.close()
