@@ -96,8 +96,9 @@ def _run(directory: Path) -> int:
     from vrbench.engine.loop import run_job
 
     result = run_job(directory)
-    _say(f"{directory.name}: done, final {result['final_acc']:.2f}%, best_test {result['best_test_acc']:.2f}%",
-         sys.stdout)
+    best = result.get("best_test_acc")  # None for runs tested once (zero-shot, prompt learning)
+    _say(f"{directory.name}: done, final {result['final_acc']:.2f}%, best_test "
+         f"{'-' if best is None else f'{best:.2f}%'}", sys.stdout)
     return 0
 
 
