@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -271,7 +272,9 @@ def _literal_text(draw: Callable[..., Figure]) -> Callable[..., Figure]:
     def drawn(*args: Any, **kwargs: Any) -> Figure:
         from matplotlib import rc_context
 
-        with rc_context({"text.parse_math": False, "text.usetex": False}):
+        with rc_context({"text.parse_math": False, "text.usetex": False}), warnings.catch_warnings():
+            # a control character in a name has no glyph: it is drawn as a box, which is all a warning would say
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
             return draw(*args, **kwargs)
 
     return drawn
