@@ -139,3 +139,27 @@ def test_literal_is_plain_text_for_rich() -> None:
         console.print(literal(text))
     printed = console.file.getvalue().splitlines()
     assert printed == [one_line(t) for t in HOSTILE_STRINGS.values()]
+
+
+@pytest.mark.slow
+def test_a_real_run_with_a_hostile_label_and_suite_name(tmp_path: Path) -> None:
+    """`vrbench run` end to end (one tiny job): before, `a[/]b` killed the run after it had claimed its job."""
+    import os
+    import subprocess
+    import sys
+
+    label = HOSTILE_STRINGS["rich-close"] + " " + HOSTILE_STRINGS["mathtext-open"] + "\nsecond line"
+    suite = _suite(tmp_path, HOSTILE_STRINGS["rich-style"], label)
+    text = suite.read_text(encoding="utf-8").replace("epochs: 1", "epochs: 1\n  subset: {train: 64, test: 32}")
+    suite.write_text(text, encoding="utf-8")
+    env = {**os.environ, "COLUMNS": "300"}
+    results = tmp_path / "results"
+    for args in (["run", str(suite), "--threads", "1"], ["status", str(suite)],
+                 ["report", "--format", "html", "--suite", str(suite), "--out", str(tmp_path / "out")]):
+        out = subprocess.run([sys.executable, "-m", "vrbench.cli", *args, "--results", str(results)], cwd=tmp_path,
+                             capture_output=True, text=True, env=env, timeout=600)
+        assert out.returncode == 0, (args, out.stdout, out.stderr)
+        if args[0] == "run":
+            lines = [line for line in out.stdout.splitlines() if line.startswith(("start", "done"))]
+            assert len(lines) == 2 and all(one_line(label) in line for line in lines)
+    assert (tmp_path / "out" / "figures" / "comparison.png").exists()
