@@ -90,7 +90,7 @@ def test_concurrent_builders_decode_once_and_never_expose_a_partial_file(tmp_pat
     for thread in threads:
         thread.join()
     assert len(calls) == 1 and all((r == 7).all() for r in results)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.lock", "k.npy"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.lock", "k.npy", "k.sum"]  # no temporary file left
 
 
 def test_a_failed_build_leaves_no_file(tmp_path: Path) -> None:

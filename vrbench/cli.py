@@ -19,6 +19,7 @@ from rich.table import Table
 
 from vrbench.errors import ConfigError, MissingResourceError, VrbenchError
 from vrbench.runner.lifetime import exit_code_for
+from vrbench.terminal import escape, literal
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark harness and leaderboard runner for visual reprogramming and CLIP prompt learning.")
@@ -78,7 +79,7 @@ def _preflight_clip_weights(backbones: set[str]) -> None:
 
 
 def _fail(exc: VrbenchError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(exc)}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -175,12 +176,13 @@ def run(
                                  slots=slots, threads=threads, gpus=gpu_list, download=download,
                                  timeout_min=timeout_min, preload=preload)
             runner = LocalRunner(loaded.jobs, options, resources=resources)
-            console.print(f"suite [bold]{loaded.name}[/]: {len(loaded.jobs)} jobs -> {results}/runs on "
-                          f"{len(runner.slots)} slot(s): " + "; ".join(s.label() for s in runner.slots),
+            console.print(f"suite [bold]{literal(loaded.name)}[/]: {len(loaded.jobs)} jobs -> {literal(results)}/runs "
+                          f"on {len(runner.slots)} slot(s): " + "; ".join(s.label() for s in runner.slots),
                           highlight=False)
         follow = executor is Executor.local or wait
         if executor is Executor.slurm:
-            console.print(f"suite [bold]{loaded.name}[/]: {len(loaded.jobs)} jobs -> {results}/runs via Slurm",
+            console.print(f"suite [bold]{literal(loaded.name)}[/]: {len(loaded.jobs)} jobs -> {literal(results)}/runs "
+                          "via Slurm",
                           highlight=False)
         if follow:
             with RunDisplay(len(loaded.jobs), console) as display:
@@ -188,7 +190,7 @@ def run(
                 summary = runner.run()
         else:
             summary = runner.run()
-            describe_submission(runner, lambda text: console.print(text, highlight=False))
+            describe_submission(runner, lambda text: console.print(escape(text), highlight=False))
         if summary.disk_full:
             raise typer.Exit(_stopped_by_full_disk(summary, results))
         _ingest(results)
@@ -196,8 +198,8 @@ def run(
         raise _fail(exc) from None
     if not follow:
         console.print(f"submitted: {len(summary.submitted)}, {len(summary.skipped)} already done, "
-                      f"{len(summary.elsewhere)} busy elsewhere; see `vrbench status {suite}`; `vrbench collect` "
-                      "indexes the results", highlight=False)
+                      f"{len(summary.elsewhere)} busy elsewhere; see `vrbench status {literal(suite)}`; "
+                      "`vrbench collect` indexes the results", highlight=False)
         return
     console.print(f"finished: {len(summary.done)} ran, {len(summary.skipped)} already done, "
                   f"{len(summary.failed)} failed, {len(summary.elsewhere)} busy elsewhere", highlight=False)
@@ -208,7 +210,7 @@ def run(
             console.print("interrupted: re-run the same command to resume from the last checkpoints")
         raise typer.Exit(exit_code_for(summary.signal or signal.SIGINT))  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
     if summary.failed:
-        console.print(f"[red]{len(summary.failed)} job(s) failed[/]; see `vrbench status {suite}`")
+        console.print(f"[red]{len(summary.failed)} job(s) failed[/]; see `vrbench status {literal(suite)}`")
         raise typer.Exit(1)
 
 
@@ -223,9 +225,9 @@ def _stopped_by_full_disk(summary, results: Path) -> int:
         index = "the index is up to date"
     except DiskSpaceError:
         index = "the index had no room either and was removed (the next run rebuilds it)"
-    err_console.print(f"[bold red]error:[/] {summary.disk_full}. The run stopped: {kept} finished job(s) are kept, "
-                      f"the others keep their last checkpoints, {index}. Free some space there and re-run the same "
-                      "command to finish the rest.", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(summary.disk_full)}. The run stopped: {kept} finished job(s) are "
+                      f"kept, the others keep their last checkpoints, {index}. Free some space there and re-run the "
+                      "same command to finish the rest.", highlight=False, soft_wrap=True)
     return 1
 
 
@@ -237,9 +239,9 @@ def _ingest(results: Path, quiet: bool = False, only_if_stale: bool = False) -> 
     stats = refresh(results, results / DB_NAME) if only_if_stale else ingest(results, results / DB_NAME)
     if quiet or stats is None:
         return
-    console.print(f"indexed in {results / DB_NAME}: {stats.summary()}", highlight=False)
+    console.print(f"indexed in {literal(results / DB_NAME)}: {stats.summary()}", highlight=False)
     for problem in stats.problems:  # damaged files are reported, never deleted
-        err_console.print(f"[yellow]warning:[/] {problem}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {literal(problem)}", highlight=False)
 
 
 @app.command()
@@ -252,9 +254,9 @@ def status(
 
     try:
         loaded = load_suite(suite)
-    except VrbenchError as exc:
+        _print_jobs(loaded.jobs, results, show_state=True, title=f"{loaded.name}: {len(loaded.jobs)} jobs")
+    except VrbenchError as exc:  # e.g. a run directory that is a symbolic link
         raise _fail(exc) from None
-    _print_jobs(loaded.jobs, results, show_state=True, title=f"{loaded.name}: {len(loaded.jobs)} jobs")
 
 
 def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
@@ -262,7 +264,7 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
 
     from vrbench.runner.local import describe_states
 
-    table = Table(title=title, title_justify="left")
+    table = Table(title=literal(title), title_justify="left")
     table.add_column("run_id", no_wrap=True)
     for column in ("method", "backbone", "dataset", "seed", "epochs", "lr", "batch"):
         table.add_column(column)
@@ -286,12 +288,13 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
         dataset = c["dataset"] + (f" ({c['subsample']})" if c.get("subsample") not in (None, "all") else "")
         if c.get("shots"):
             dataset += f" {c['shots']}-shot"
-        row = [job.run_id, job.method, c["backbone"], dataset, str(c["seed"]), str(c.get("epochs", 0)),
-               f"{c['lr']:g}" if "lr" in c else "-", str(c.get("batch_size", "-"))]
+        row = [literal(cell) for cell in (job.run_id, job.method, c["backbone"], dataset, c["seed"],
+                                          c.get("epochs", 0), f"{c['lr']:g}" if "lr" in c else "-",
+                                          c.get("batch_size", "-"))]
         if show_state:
             counts[state.status] += 1
             colour = colours.get(state.status, "white")
-            row += [f"[{colour}]{state.status}[/]", state.detail]
+            row += [f"[{colour}]{literal(state.status)}[/]", literal(state.detail)]
         else:
             cost = job_tmacs(c)
             total += cost
@@ -334,21 +337,23 @@ def report(
     from vrbench.store.db import DB_NAME
 
     try:
-        run_ids, reference_rows = None, None
+        run_ids, reference_rows, labels = None, None, None
         if suite is not None:
             from vrbench.suite import load_suite
 
             loaded = load_suite(suite)
             run_ids = {job.run_id for job in loaded.jobs}
+            labels = {job.run_id: job.method for job in loaded.jobs}  # the suite's row names, not the stored ones
             paper = paper or loaded.reference.get("paper")
             reference_rows = loaded.reference.get("rows")
         _ingest(results, only_if_stale=True)
         keys = tuple(key.strip() for key in group_by.split(",") if key.strip())
         path = build_report(results / DB_NAME, out, fmt=format.value, run_ids=run_ids, paper=paper, group_by=keys,
-                            heatmaps=tuple(heatmap or ()), reference_rows=reference_rows, with_paper=with_paper)
+                            heatmaps=tuple(heatmap or ()), reference_rows=reference_rows, with_paper=with_paper,
+                            labels=labels)
     except VrbenchError as exc:
         raise _fail(exc) from None
-    console.print(f"wrote {path}")
+    console.print(f"wrote {literal(path)}")
 
 
 @app.command()
@@ -414,7 +419,7 @@ def _listing(what: Listing) -> Table:
                 if axis == "method":
                     settings.update(getattr(entry, "defaults", {}))
                 params = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in settings.items())
-                table.add_row(axis, entry.name, str(entry.version), _source(registry, entry.name), params or "-",
+                _add_row(table, axis, entry.name, str(entry.version), _source(registry, entry.name), params or "-",
                               entry.description)
     elif what is Listing.backbones:
         from vrbench.backbones import BACKBONES
@@ -423,7 +428,7 @@ def _listing(what: Listing) -> Table:
             table.add_column(column)
         for b in BACKBONES:
             classes = "text" if b.is_clip else str(b.num_classes)  # CLIP classifies against class-name embeddings
-            table.add_row(b.name, str(b.input_size), classes, f"{b.mean[0]}/{b.std[0]}", b.weights,
+            _add_row(table, b.name, str(b.input_size), classes, f"{b.mean[0]}/{b.std[0]}", b.weights,
                           "yes" if b.offline else "no", _source(BACKBONES, b.name))
     elif what is Listing.datasets:
         from vrbench.datasets import DATASETS
@@ -431,7 +436,7 @@ def _listing(what: Listing) -> Table:
         for column in ("name", "classes", "train", "test", "VR size", "source", "offline", "provided by"):
             table.add_column(column)
         for d in DATASETS:
-            table.add_row(d.name, str(d.num_classes), str(d.train_size), str(d.test_size), str(d.vr_image_size),
+            _add_row(table, d.name, str(d.num_classes), str(d.train_size), str(d.test_size), str(d.vr_image_size),
                           d.source, "yes" if d.offline else "no", _source(DATASETS, d.name))
     elif what is Listing.references:
         from collections import Counter
@@ -443,7 +448,7 @@ def _listing(what: Listing) -> Table:
         for stem, rows in load_references().items():
             tables = Counter(row.table for row in rows)
             confidence = Counter(row.confidence for row in rows)
-            table.add_row(stem, str(len(rows)), "; ".join(f"{t} ({n})" for t, n in tables.items()) or "(none yet)",
+            _add_row(table, stem, str(len(rows)), "; ".join(f"{t} ({n})" for t, n in tables.items()) or "(none yet)",
                           ", ".join(f"{c}: {n}" for c, n in confidence.items()) or "-")
     else:
         import yaml
@@ -455,8 +460,13 @@ def _listing(what: Listing) -> Table:
                 data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             except yaml.YAMLError:
                 data = {"description": "(malformed YAML: run `vrbench run --dry-run` on it for details)"}
-            table.add_row(str(path), str(data.get("name", "")), str(data.get("description", "")))
+            _add_row(table, str(path), str(data.get("name", "")), str(data.get("description", "")))
     return table
+
+
+def _add_row(table: Table, *cells: object) -> None:
+    """A row of names and descriptions from registries, plugins and suite files: shown as typed, never as markup."""
+    table.add_row(*map(literal, cells))
 
 
 def _source(registry, name: str) -> str:
@@ -490,7 +500,7 @@ def _print_coverage(suite_paths: list[Path]) -> None:
     papers = sorted({s.reference.get("paper") for s in suites} - {None}) if suite_paths and suites else []
     if not suite_paths:
         papers = known_papers()
-    console.print("suites: " + (", ".join(str(p) for p in suite_paths) or "(none found in ./suites)"),
+    console.print("suites: " + literal(", ".join(str(p) for p in suite_paths) or "(none found in ./suites)"),
                   highlight=False)
     table = Table(title="published cells covered by a suite job", title_justify="left")
     for column in ("paper", "table", "cells", "covered", "not covered"):
@@ -498,20 +508,21 @@ def _print_coverage(suite_paths: list[Path]) -> None:
     results = coverage(suites, papers)
     for stem in papers:
         if stem in NO_PUBLISHED_VALUES and not any(t.paper == stem for t in results):
-            table.add_row(stem, "(all)", "0", "-", NO_PUBLISHED_VALUES[stem])
+            _add_row(table, stem, "(all)", "0", "-", NO_PUBLISHED_VALUES[stem])
     for t in results:
-        table.add_row(t.paper, t.table, str(len(t.cells)), str(len(t.covered)), str(len(t.uncovered)))
+        _add_row(table, t.paper, t.table, str(len(t.cells)), str(len(t.covered)), str(len(t.uncovered)))
     console.print(table)
     for t in results:
         for row, reason, n in summarize_uncovered(t):
-            console.print(f"  {t.paper} · {t.table} · {row}: {n} cell(s) not covered: {reason}", highlight=False)
+            console.print(literal(f"  {t.paper} · {t.table} · {row}: {n} cell(s) not covered: {reason}"),
+                          highlight=False)
 
 
 def main() -> None:
     try:
         app()
     except VrbenchError as exc:  # pragma: no cover - commands catch their own; this is the last net
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from vrbench.errors import ConfigError
-from vrbench.registry import BUILTIN, PluginConflictError, Registry, Source, suggest
+from vrbench.registry import BUILTIN, PluginConflictError, Registry, Source, check_name, suggest
 
 # entry-point group -> (catalogue module, registry attribute): the one table discovery reads.
 GROUPS: dict[str, tuple[str, str]] = {
@@ -115,6 +115,7 @@ def discover() -> None:
 
 
 def _check_entry(registry: Registry, name: str, info: Any) -> None:
+    check_name(registry.kind, name)  # a bad name skips this entry with a warning, like any other broken entry
     if registry.entry_type is not None and not isinstance(info, registry.entry_type):
         raise TypeError(f"the entry point names a {type(info).__name__}, not a {registry.entry_type.__name__}")
     if getattr(info, "name", name) != name:

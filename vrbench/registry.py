@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -32,6 +33,19 @@ def unknown_name_message(kind: str, name: object, known: list[str]) -> str:
     """The one wording used for every unknown name, so users learn to read it once."""
     plural = kind[:-2] + "es" if kind.endswith("is") else kind + "s"  # "grid axis" -> "grid axes"
     return f"unknown {kind} '{name}'.{suggest(str(name), known)} Known {plural}: {', '.join(sorted(known))}."
+
+
+# Every name, built-in or plugin: lowercase letters, digits and underscores, starting with a letter. Names go into
+# suite files, job configs, cache and figure file names, CLI tables and report markup; this keeps each of them plain.
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def check_name(kind: str, name: object) -> str:
+    """``name`` if it is a valid registry name, else a ConfigError saying what a name may hold."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(f"{kind} name {name!r} is not allowed: use 1-64 lowercase letters, digits and underscores, "
+                          "starting with a letter (e.g. 'my_mapping')")
+    return name
 
 
 class PluginConflictError(ConfigError):
@@ -89,6 +103,7 @@ class Registry(Generic[T]):
         Registry.instances.append(self)
 
     def register(self, name: str, entry: T, source: Source = BUILTIN) -> T:
+        check_name(self.kind, name)
         if name in self._entries:
             first = self._sources[name]
             if first.builtin and source.builtin:

@@ -24,7 +24,7 @@ from vrbench.errors import DiskSpaceError, VrbenchError
 from vrbench.runner.lifetime import stop_on_sigterm, stop_with_parent
 from vrbench.runner.placement import CPUS_ENV, apply_cpu_affinity
 from vrbench.store.diskfull import DISK_FULL_EXIT, describe, is_disk_full
-from vrbench.store.rundir import ERROR, RESULT, atomic_write_json, now_iso, remove_temporaries
+from vrbench.store.rundir import ERROR, RESULT, atomic_write_json, now_iso, refuse_link, remove_temporaries
 
 
 def record_failure(directory: Path, exc: BaseException, exit_code: int = 1) -> None:
@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vrbench.worker", description=__doc__)
     parser.add_argument("run_dir", type=Path, help="a run directory holding config.json")
     args = parser.parse_args(argv)
+    try:
+        refuse_link(args.run_dir)  # before resolve(), which would follow it
+    except VrbenchError as exc:
+        _say(f"error: {exc}")
+        return 2
     directory: Path = args.run_dir.resolve()
     stop_on_sigterm()  # a stopped worker cleans up its writes and keeps its last checkpoint
     stop_with_parent()  # ... and is stopped when its launcher (or fork server) is gone
@@ -91,8 +96,9 @@ def _run(directory: Path) -> int:
     from vrbench.engine.loop import run_job
 
     result = run_job(directory)
-    _say(f"{directory.name}: done, final {result['final_acc']:.2f}%, best_test {result['best_test_acc']:.2f}%",
-         sys.stdout)
+    best = result.get("best_test_acc")  # None for runs tested once (zero-shot, prompt learning)
+    _say(f"{directory.name}: done, final {result['final_acc']:.2f}%, best_test "
+         f"{'-' if best is None else f'{best:.2f}%'}", sys.stdout)
     return 0
 
 

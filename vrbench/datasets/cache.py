@@ -12,6 +12,12 @@ file in the cache directory and ``os.replace`` it into place, under an exclusive
 jobs never see a half-written file and only one of them decodes. ``VRBENCH_CACHE=0`` (or ``use_cache=False``)
 bypasses the cache; ``VRBENCH_CACHE_DIR`` moves it (see ``roots.py``).
 
+Every entry has a checksum beside it (``<key>.sum``: a CRC-32 per chunk of about 64 MiB of images, written before
+the array is renamed into place). The first time a process maps an entry it checks every chunk (in threads: zlib
+releases the GIL), so an entry overwritten in place, even at the same size, is found, rebuilt with a warning and never
+trained on; later maps of the same file in that process are not checked again. An entry without a checksum (written
+before checksums existed) is rebuilt. ``benchmarks/cache_checksum.py`` measures the cost.
+
 Before decoding, the writer checks that the array fits on the cache's filesystem and then allocates the file's
 blocks up front (``space.py``): a full disk is one ``DiskSpaceError`` naming the bytes needed and free and how to
 move the cache, and no partial file is left behind. Every use of an entry touches its modification time, which
@@ -23,11 +29,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import re
 import uuid
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +48,10 @@ from vrbench.datasets.space import ensure_free_space, reserve, writable
 # Bump when the decode/resize transform changes: old cache files then stop matching.
 TRANSFORM_VERSION = "pil-rgb-bilinear-v1"
 HEADER_BYTES = 4096  # an upper bound on a .npy header (numpy pads it to a multiple of 64, ~128 bytes here)
+CHECKSUM_SUFFIX = ".sum"  # <key>.sum beside <key>.npy
+CHUNK_BYTES = 64 * 2**20  # images per checksum chunk: as many as fit in this
+_verified: set[tuple[str, int, int, str]] = set()  # (path, inode, size, checksum) checked by this process
+_checked_bytes = 0  # bytes checksummed by this process (tests count them)
 
 
 def entry_bytes(shape: tuple[int, ...]) -> int:
@@ -84,8 +97,65 @@ def _locked(lock_path: Path) -> Iterator[None]:
         handle.close()  # closing releases the lock
 
 
-def _open(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
-    """The cached array, or None when it is absent or not what we expect (then it is rebuilt)."""
+def checksum_path(path: Path) -> Path:
+    return path.with_suffix(CHECKSUM_SUFFIX)
+
+
+def chunk_checksums(array: np.ndarray) -> dict[str, object]:
+    """The checksum record of an array: CRC-32 of each chunk of whole images, computed in threads."""
+    global _checked_bytes
+    per_image = max(1, array[0].nbytes if len(array) else 1)
+    images = max(1, CHUNK_BYTES // per_image)
+    starts = range(0, len(array), images)
+
+    def crc(start: int) -> int:
+        return zlib.crc32(memoryview(np.ascontiguousarray(array[start:start + images])).cast("B"))
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        crcs = list(pool.map(crc, starts))
+    _checked_bytes += array.nbytes
+    return {"algorithm": "crc32", "shape": list(array.shape), "chunk_images": images, "crcs": crcs}
+
+
+def _write_checksums(path: Path, record: dict[str, object]) -> None:
+    target = checksum_path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps(record), encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _verify(path: Path, array: np.ndarray) -> str | None:
+    """Why the mapped entry cannot be used (no checksum, or a chunk that differs), or None when it checks out.
+    A file this process already checked (same inode, size and checksum record) is not read again."""
+    try:
+        text = checksum_path(path).read_text(encoding="utf-8")
+        record = json.loads(text)
+        stat = path.stat()
+    except FileNotFoundError:
+        return "it has no checksum (written by an older vrbench)"
+    except (OSError, ValueError) as exc:
+        return f"its checksum file is unreadable ({exc})"
+    seen = (str(path), stat.st_ino, stat.st_size, text)
+    if seen in _verified:
+        return None
+    if not isinstance(record, dict) or record.get("shape") != list(array.shape):
+        return "its checksum file does not describe it"
+    found = chunk_checksums(array)
+    if found["chunk_images"] != record.get("chunk_images") or found["crcs"] != record.get("crcs"):
+        expected = record.get("crcs") or []
+        bad = [i for i, c in enumerate(found["crcs"]) if i >= len(expected) or expected[i] != c]
+        first = bad[0] * found["chunk_images"] if bad else 0
+        return f"its content changed since it was written ({len(bad)} chunk(s) differ, from image {first})"
+    _verified.add(seen)
+    return None
+
+
+def _open(path: Path, shape: tuple[int, ...], warn: bool = False) -> np.ndarray | None:
+    """The cached array, or None when it is absent or not what we expect (then it is rebuilt); ``warn`` says why
+    an existing entry is rebuilt (only the writer, under the lock, says it: a reader may just race a rebuild)."""
     if not path.is_file():
         return None
     try:
@@ -93,6 +163,11 @@ def _open(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
     except (OSError, ValueError):
         return None
     if array.dtype != np.uint8 or array.shape != shape:
+        return None
+    problem = _verify(path, array)
+    if problem is not None:
+        if warn:
+            warnings.warn(f"decoded-image cache entry {path} is corrupt: {problem}; rebuilding it", stacklevel=3)
         return None
     with contextlib.suppress(OSError):  # last use, for `vrbench data cache ls` (a read-only cache keeps its time)
         os.utime(path)
@@ -127,7 +202,7 @@ def cached_array(
         folder.mkdir(parents=True, exist_ok=True)
         lock = folder / f"{key}.lock"
         with _locked(lock):
-            found = _open(path, shape)  # another job may have built it while we waited
+            found = _open(path, shape, warn=True)  # another job may have built it while we waited
             if found is not None:
                 return found
             tmp = folder / f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.npy"
@@ -137,8 +212,12 @@ def cached_array(
                 reserve(tmp, tmp.stat().st_size, what, how_to_move())
                 build(out)
                 out.flush()
+                record = chunk_checksums(out)  # of the pages just written, still in memory
                 del out
+                _write_checksums(path, record)  # first: an entry in place always has its checksum
                 os.replace(tmp, path)
+                stat = path.stat()
+                _verified.add((str(path), stat.st_ino, stat.st_size, checksum_path(path).read_text(encoding="utf-8")))
             finally:
                 tmp.unlink(missing_ok=True)
     except OSError as exc:
@@ -212,6 +291,8 @@ def remove_entries(entries: list[CacheEntry]) -> int:
             freed += entry.bytes
         with contextlib.suppress(FileNotFoundError):
             entry.path.with_suffix(".lock").unlink()
+        with contextlib.suppress(FileNotFoundError):
+            checksum_path(entry.path).unlink()
     return freed
 
 

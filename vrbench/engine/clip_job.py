@@ -26,7 +26,7 @@ from vrbench.engine.loop import Job
 from vrbench.errors import ConfigError, ResultsError
 from vrbench.methods.base import ParamGroup
 from vrbench.methods.clip_catalog import CLIP_METHODS
-from vrbench.store.rundir import CONFIG, RESULT, atomic_write, atomic_write_json, read_json
+from vrbench.store.rundir import CONFIG, RESULT, atomic_write, atomic_write_json, read_json, write_result
 
 PROMPTS = "prompts.pt"  # a training run's learned tensors, read by its evaluation jobs
 
@@ -227,7 +227,7 @@ class LinearProbeJob(ClipPromptJob):
         result["train_size"] = int(len(train_idx))
         result["val_size"] = int(len(val_idx))
         result["trainable_params"] = int(train_x.shape[1] * len(self.data.test.classes) + len(self.data.test.classes))
-        atomic_write_json(self.directory / RESULT, result)
+        write_result(self.directory, result)
         return result
 
     def _features(self, images) -> tuple[np.ndarray, np.ndarray]:

@@ -43,12 +43,12 @@ from vrbench.store.rundir import (
     ENV,
     MAPPING,
     METRICS,
-    RESULT,
     atomic_write,
     atomic_write_json,
     atomic_write_text,
     now_iso,
     read_json,
+    write_result,
 )
 
 INFERENCE_BATCH = 128  # see Job.inference_batch
@@ -321,7 +321,8 @@ class Job:
             with self._autocast():
                 loss, mapped = self.step_loss(x, y)
             if not torch.isfinite(loss):  # as Dassl's model_backward_and_update: never train on through NaN
-                raise FloatingPointError(f"the loss is {loss.item()} at epoch {epoch + 1}, batch {step + 1}")
+                raise FloatingPointError(f"the loss became {loss.item()} at epoch {epoch + 1}, batch {step + 1}: the "
+                                         "run diverged and is failed (try a lower learning rate)")
             for optimizer in self.optimizers:
                 optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
@@ -423,7 +424,7 @@ class Job:
             self.final_test_acc = self.evaluate(self.splits.test)
         result = self.summarize()
         self.export()
-        atomic_write_json(self.directory / RESULT, result)  # the very last step: the job is now done
+        write_result(self.directory, result)  # the very last step: the job is now done
         return result
 
     def summarize(self) -> dict[str, Any]:

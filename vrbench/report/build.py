@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vrbench.errors import ConfigError, ResultsError
+from vrbench.report.labels import use_labels
 from vrbench.report.markdown import render_markdown
 from vrbench.report.model import (
     SOURCE_GROUP,
@@ -31,12 +32,15 @@ FIGURES_DIR = "figures"
 
 
 def load_model(db_path: Path, run_ids: set[str] | None = None, paper: str | None = None,
-               group_by: tuple[str, ...] = (), reference_rows: dict | None = None) -> ReportModel:
-    """Everything a report shows, read through one read-only connection."""
+               group_by: tuple[str, ...] = (), reference_rows: dict | None = None,
+               labels: dict[str, str] | None = None) -> ReportModel:
+    """Everything a report shows, read through one read-only connection; ``labels`` (run id -> row name, from the
+    suite being reported) replace the method names stored in the index."""
     check_paper(paper)
     con = connect(db_path, read_only=True)
     try:
         check_schema(con, db_path)
+        use_labels(con, labels)
         if SOURCE_GROUP not in group_by and has_plugin_runs(con, run_ids):
             group_by = (*group_by, SOURCE_GROUP)  # plugin rows name their package and version
         cells = load_cells(con, run_ids, tuple(group_by))
@@ -131,7 +135,8 @@ def _write_figures(directory: Path, figures: list) -> None:
 
 def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str] | None = None,
                  paper: str | None = None, group_by: tuple[str, ...] = (), heatmaps: tuple[str, ...] = (),
-                 reference_rows: dict | None = None, with_paper: bool = False) -> Path:
+                 reference_rows: dict | None = None, with_paper: bool = False,
+                 labels: dict[str, str] | None = None) -> Path:
     """Write ``out_dir/index.md``, ``index.html`` or ``index.tex`` (and ``cells.csv`` beside it, plus
     ``prompt_cells.csv`` when prompt-learning runs are selected, and ``figures/*.png`` for HTML); return its path.
 
@@ -139,7 +144,8 @@ def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str
     as ``ilm_vp_cvpr23``) takes published values from that paper only; ``group_by`` adds row-key columns such as
     ``device`` or ``precision``; ``heatmaps`` lists run ids whose final label mapping the HTML page draws
     (their run directories are looked up beside the database); ``with_paper`` puts the published values beside
-    ours in the LaTeX tables (Markdown and HTML always show them). Files are written with the user's umask.
+    ours in the LaTeX tables (Markdown and HTML always show them); ``labels`` (run id -> row name) name the rows
+    as the suite being reported does (``vrbench report --suite``). Files are written with the user's umask.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"Unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}.")
@@ -148,13 +154,13 @@ def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str
     if with_paper and fmt != "latex":
         raise ConfigError("--with-paper is for --format latex: Markdown and HTML reports always show the published "
                           "values")
-    model = load_model(Path(db_path), run_ids, paper, tuple(group_by), reference_rows)
+    model = load_model(Path(db_path), run_ids, paper, tuple(group_by), reference_rows, labels)
     figures = []
     if fmt == "html":
         from vrbench.report.figures import build_figures
         from vrbench.report.html import render_html
 
-        figures = build_figures(Path(db_path), model, run_ids, previous=Path(out_dir) / FIGURES_DIR)
+        figures = build_figures(Path(db_path), model, run_ids, previous=Path(out_dir) / FIGURES_DIR, labels=labels)
         text = render_html(model, figures)
         if heatmaps:
             from vrbench.report.heatmap import insert_heatmaps, render_heatmap

@@ -9,10 +9,12 @@ Markdown report never pay for it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from vrbench.errors import ResultsError
 from vrbench.report.heatmap import MappingMatrix, mapping_matrix
+from vrbench.report.labels import use_labels
 from vrbench.report.model import PROMPT_PROTOCOLS, Board, ReportModel, Row, _dataset_key, _filter
 from vrbench.report.references import PAPER_RULE
 from vrbench.store.db import check_schema, connect
@@ -107,12 +110,12 @@ def best_runs(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None) -> list[
 
 
 def build_figures(db_path: Path, model: ReportModel, run_ids: set[str] | None = None,
-                  previous: Path | None = None) -> list[Figure]:
+                  previous: Path | None = None, labels: dict[str, str] | None = None) -> list[Figure]:
     """Every figure the report's data allow, in page order; none when nothing has finished.
 
     ``previous`` is a figures directory written before (``figures/`` of the report): a figure whose data have not
     changed since is read back from it instead of drawn again, so re-running a report over the same runs does not
-    pay for matplotlib at all.
+    pay for matplotlib at all. ``labels`` name the rows as the model's tables do (see report/labels.py).
     """
     cache = _read_manifest(previous)
     board = _comparison_board(model)
@@ -120,6 +123,7 @@ def build_figures(db_path: Path, model: ReportModel, run_ids: set[str] | None = 
     con = connect(db_path, read_only=True)
     try:
         check_schema(con, db_path)
+        use_labels(con, labels)
         plans: list[_Plan] = []
         points, curves_digest = curves_fingerprint(con, run_ids)
         if points:  # known unchanged from a digest computed in DuckDB; the points are fetched only to draw them
@@ -260,6 +264,22 @@ def _comparison_board(model: ReportModel) -> Board | None:
 # --------------------------------------------------------------------------------------------- drawing
 
 
+def _literal_text(draw: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Draw with every text shown as written: method names, labels and datasets come from suites and run files,
+    and matplotlib would read ``$...$`` in them as mathtext (an unbalanced one aborted the whole HTML report)."""
+
+    @functools.wraps(draw)
+    def drawn(*args: Any, **kwargs: Any) -> Figure:
+        from matplotlib import rc_context
+
+        with rc_context({"text.parse_math": False, "text.usetex": False}), warnings.catch_warnings():
+            # a control character in a name has no glyph: it is drawn as a box, which is all a warning would say
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
+            return draw(*args, **kwargs)
+
+    return drawn
+
+
 def _new_figure(width: float, height: float, layout: str | None = "constrained") -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure as MplFigure
@@ -315,6 +335,7 @@ def _panel_figure(rows: int, cols: int, panel: tuple[float, float], margins: Mar
     return figure
 
 
+@_literal_text
 def learning_curves(curves: Curves) -> Figure:
     from matplotlib.ticker import MaxNLocator
 
@@ -371,6 +392,7 @@ def _label(row: Row) -> str:
     return " · ".join((row.label, *row.groups))
 
 
+@_literal_text
 def comparison(board: Board) -> Figure:
     """Per dataset, the methods' mean ± std under the board's rule; published values as black diamonds."""
     datasets = board.datasets
@@ -408,6 +430,7 @@ def comparison(board: Board) -> Figure:
                   f"Bar chart of the methods' accuracy on {', '.join(datasets)}", _png(figure))
 
 
+@_literal_text
 def paper_gap(board: Board) -> Figure:
     """Ours − paper per cell, red below the published value, blue above; blank where no value is published."""
     import numpy as np
@@ -438,6 +461,7 @@ def paper_gap(board: Board) -> Figure:
                   f"Heatmap of ours minus paper for {len(rows)} methods and {len(datasets)} datasets", _png(figure))
 
 
+@_literal_text
 def mapping_heatmap(m: MappingMatrix) -> Figure:
     import numpy as np
 

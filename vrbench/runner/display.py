@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from vrbench.jobs import JobSpec
+from vrbench.terminal import literal
 
 
 class RunDisplay:
@@ -36,22 +37,23 @@ class RunDisplay:
     def __call__(self, event: str, job: JobSpec, info: dict[str, Any]) -> None:
         if event == "start":
             self.running[job.run_id] = (job, {})
-            self._say(f"[cyan]start[/]  {job.run_id}  {job.label()}")
+            self._say(f"[cyan]start[/]  {job.run_id}  {literal(job.label())}")
         elif event == "progress":
             self.running[job.run_id] = (job, info)
         elif event in ("done", "failed"):
             self.running.pop(job.run_id, None)
             self.counts[event] += 1
             colour = "green" if event == "done" else "red"
-            detail = f"  {info['detail']}" if info.get("detail") else ""
-            self._say(f"[{colour}]{event:<6}[/] {job.run_id}  {job.label()}{detail}")
+            detail = f"  {literal(info['detail'])}" if info.get("detail") else ""
+            self._say(f"[{colour}]{event:<6}[/] {job.run_id}  {literal(job.label())}{detail}")
         elif event == "elsewhere":
             self.counts["elsewhere"] += 1
-            self._say(f"[yellow]busy[/]   {job.run_id}  {job.label()}  (held by another live launcher or Slurm job)")
+            self._say(f"[yellow]busy[/]   {job.run_id}  {literal(job.label())}  (held by another live launcher or "
+                      "Slurm job)")
         elif event == "skipped":
             self.counts["skipped"] += 1
         elif event == "corrupt":
-            self._say(f"[yellow]corrupt[/] {job.run_id}  {info.get('detail', '')}")
+            self._say(f"[yellow]corrupt[/] {job.run_id}  {literal(info.get('detail', ''))}")
         if self.live is not None:
             self.live.update(self._render())
 
@@ -70,10 +72,10 @@ class RunDisplay:
             table.add_column(column)
         for run_id, (job, p) in self.running.items():
             c_ = job.config
-            table.add_row(
+            table.add_row(*map(literal, (
                 run_id[:8], job.method, c_["backbone"], c_["dataset"], str(c_["seed"]), str(p.get("phase", "starting")),
                 f"{p.get('epoch', 0)}/{c_['epochs']}", f"{p.get('batch', '-')}/{p.get('batches', '-')}",
-                _fmt(p.get("loss"), 3), _fmt(p.get("acc"), 1), _fmt(p.get("test_acc"), 1))
+                _fmt(p.get("loss"), 3), _fmt(p.get("acc"), 1), _fmt(p.get("test_acc"), 1))))
         return Group(header, table) if self.running else Group(header)
 
 

@@ -122,6 +122,8 @@ def reconcile(results: Path) -> list[str]:
     if not root.is_dir():
         return []
     for claim_path in root.glob(f"*/{CLAIM}"):
+        if claim_path.parent.is_symlink():  # never written through (see rundir.refuse_link)
+            continue
         data = _slurm_claim(claim_path.parent)
         if data is not None and not (claim_path.parent / RESULT).exists():
             claims[claim_path.parent] = data

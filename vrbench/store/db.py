@@ -24,6 +24,13 @@ from vrbench.store.scan import Problem, RunRecord, scan_runs
 
 DB_NAME = "vrbench.duckdb"  # the index's file name inside a results directory, beside runs/
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?)(?:\. See also|$)")
+# Readers see the index and nothing else: no file, network or other database (COPY TO, ATTACH, read_text, glob),
+# no extension installed or loaded, and no SET that could undo this (Results.sql runs a user's query). The index
+# is attached read-only to a private in-memory database, so the settings never clash with a connection the user
+# opened to the same file in the same process (DuckDB refuses a second configuration for one open file).
+_SANDBOX_CONFIG: dict[str, str | bool] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+_SANDBOX_LOCKS = ("SET enable_external_access = false", "SET lock_configuration = true")
+INDEX_ALIAS = "vrbench_index"
 
 
 @dataclass
@@ -53,7 +60,8 @@ def connect(db_path: Path, read_only: bool = False, retries: int = 10,
     """Open the index, retrying briefly while another process holds DuckDB's file lock.
 
     DuckDB allows one writing process at a time; a second one gets a lock error naming the holder, which we turn
-    into a ResultsError after about ``retries * wait_seconds`` seconds.
+    into a ResultsError after about ``retries * wait_seconds`` seconds. A read-only connection is also sandboxed
+    (``_sandboxed``): whatever SQL it runs can read the index only.
     """
     db_path = Path(db_path)
     if read_only and not db_path.exists():
@@ -63,7 +71,7 @@ def connect(db_path: Path, read_only: bool = False, retries: int = 10,
         db_path.parent.mkdir(parents=True, exist_ok=True)
     for attempt in range(retries + 1):
         try:
-            return duckdb.connect(str(db_path), read_only=read_only)
+            return _sandboxed(db_path) if read_only else duckdb.connect(str(db_path))
         except duckdb.IOException as exc:
             message = str(exc)
             if "lock" not in message.lower():
@@ -78,6 +86,21 @@ def connect(db_path: Path, read_only: bool = False, retries: int = 10,
         except duckdb.Error as exc:
             raise _unreadable(db_path, exc) from exc
     raise AssertionError("unreachable")
+
+
+def _sandboxed(db_path: Path) -> duckdb.DuckDBPyConnection:
+    """The index attached read-only to a private in-memory database, then every other door shut and locked."""
+    con = duckdb.connect(":memory:", config=_SANDBOX_CONFIG)
+    try:
+        path = str(db_path).replace("'", "''")
+        con.execute(f"ATTACH '{path}' AS {INDEX_ALIAS} (READ_ONLY)")
+        con.execute(f"USE {INDEX_ALIAS}")
+        for statement in _SANDBOX_LOCKS:
+            con.execute(statement)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def _unreadable(db_path: Path, exc: Exception) -> ResultsError:

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 
 from vrbench.errors import ResultsError
 from vrbench.store.diskfull import writing
+from vrbench.store.validate import InvalidRecord, check_result
 
 CONFIG, ENV, METRICS, CHECKPOINT = "config.json", "env.json", "metrics.jsonl", "checkpoint.pt"
 RESULT, ERROR, CLAIM, PROGRESS, MAPPING, LOG = (
@@ -43,10 +44,24 @@ def runs_root(results: Path) -> Path:
 
 
 def run_dir(results: Path, run_id: str) -> Path:
-    """The directory of one run; ids are hex digests, so a path can never escape the results root."""
+    """The directory of one run; ids are hex digests and links are refused, so it never escapes the results root."""
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
         raise ResultsError(f"'{run_id}' is not a run id (expected lowercase hex)")
-    return runs_root(results) / run_id
+    return refuse_link(runs_root(results) / run_id)
+
+
+def refuse_link(directory: Path) -> Path:
+    """``directory``, unless it is a symbolic link: run directories never leave the results root, so vrbench
+    neither reads a job's state through a link nor writes (claims, configs, results) through one."""
+    if Path(directory).is_symlink():
+        try:
+            target = os.readlink(directory)
+        except OSError:
+            target = "?"
+        raise ResultsError(f"run directory {directory} is a symbolic link (to {target}); run directories never leave "
+                           "the results root, so vrbench does not follow it. Remove the link, or move that directory "
+                           "into place instead of linking it.")
+    return Path(directory)
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object], what: str | None = None) -> None:
@@ -103,6 +118,16 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def write_result(directory: Path, result: dict[str, Any]) -> None:
+    """Write result.json, the job's last step, only if every reader will accept it: a result with a NaN, infinite,
+    out-of-range or mistyped value fails the job instead (``ResultsError`` naming the field)."""
+    try:
+        check_result(result)
+    except InvalidRecord as exc:
+        raise ResultsError(f"the job's result is invalid, so it was not written: {exc}") from None
+    atomic_write_json(Path(directory) / RESULT, result)
+
+
 def read_json(path: Path) -> Any:
     """Read a JSON file, turning a truncated or corrupted file into a clear ResultsError."""
     try:
@@ -115,7 +140,7 @@ def read_json(path: Path) -> Any:
 
 def write_config(directory: Path, run_id: str, method: str, config: dict, runtime: dict) -> None:
     """Write config.json; an existing one for a different config means a hash collision or tampering."""
-    directory.mkdir(parents=True, exist_ok=True)
+    refuse_link(directory).mkdir(parents=True, exist_ok=True)
     path = directory / CONFIG
     if path.exists():
         try:
@@ -182,7 +207,7 @@ class Claim:
 
 def try_claim(directory: Path, **extra: Any) -> Claim | None:
     """Create claim.json atomically; None if another live process holds the job."""
-    directory.mkdir(parents=True, exist_ok=True)
+    refuse_link(directory).mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
     data = {"token": token, "host": socket.gethostname(), "launcher_pid": os.getpid(),
             "launcher_start": _process_start(os.getpid()), "worker_pid": None, "claimed_at": now_iso(), **extra}
@@ -258,13 +283,15 @@ class JobState:
 
 def job_state(directory: Path) -> JobState:
     """What a run directory says about its job, without importing torch."""
-    result = directory / RESULT
+    result = refuse_link(directory) / RESULT
     if result.exists():
         try:
-            data = read_json(result)
-            return JobState("done", f"final {data.get('final_acc', float('nan')):.1f}%")
+            fields = check_result(read_json(result))
         except ResultsError as exc:
             return JobState("corrupt", str(exc))
+        except InvalidRecord as exc:
+            return JobState("corrupt", f"{result} is corrupted ({exc})")
+        return JobState("done", f"final {fields['final_acc']:.1f}%")
     if (directory / CLAIM).exists():
         if claim_is_stale(directory):
             return JobState("stale", "its process is gone; a re-run resumes it")

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vrbench.store import validate
 from vrbench.store.rundir import CONFIG, ENV, ERROR, METRICS, RESULT
 from vrbench.store.schema import ENV_COLUMNS, EPOCH_COLUMNS, SCHEMA_VERSION
 
@@ -84,16 +85,10 @@ def _parse_json(path: Path, raw: bytes) -> dict[str, Any]:
 
 
 def _number(data: dict[str, Any], key: str, path: Path, integer: bool = False) -> float | int | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _Bad(path, f"field {key!r} should be a number, found {value!r}")
-    if integer:
-        if isinstance(value, float) and not value.is_integer():
-            raise _Bad(path, f"field {key!r} should be an integer, found {value!r}")
-        return int(value)
-    return float(value)
+    try:
+        return validate.number(data, key, integer=integer)
+    except validate.InvalidRecord as exc:
+        raise _Bad(path, str(exc)) from None
 
 
 def _text(value: Any) -> str | None:
@@ -151,18 +146,13 @@ def _run_row(run_dir: Path, doc: dict[str, Any], outcome: dict[str, Any], outcom
     }
     p = outcome_path
     if done:
-        if outcome.get("status", "done") != "done":
-            raise _Bad(p, f"status is {outcome.get('status')!r}; result.json must say 'done'")
-        trained = _number(outcome, "epochs", p, integer=True)
+        try:
+            fields = validate.check_result(outcome)
+        except validate.InvalidRecord as exc:
+            raise _Bad(p, str(exc)) from None
+        trained = fields.pop("epochs")
         row.update(
-            status="done", epochs=trained if trained is not None else row["epochs"],
-            final_acc=_number(outcome, "final_acc", p), best_test_acc=_number(outcome, "best_test_acc", p),
-            best_test_epoch=_number(outcome, "best_test_epoch", p, integer=True),
-            best_val_acc=_number(outcome, "best_val_acc", p),
-            best_val_epoch=_number(outcome, "best_val_epoch", p, integer=True),
-            val_size=_number(outcome, "val_size", p, integer=True),
-            trainable_params=_number(outcome, "trainable_params", p, integer=True),
-            train_seconds=_number(outcome, "train_seconds", p),
+            status="done", epochs=trained if trained is not None else row["epochs"], **fields,
             finished_at=_timestamp(outcome.get("finished_at"), p, "finished_at", problems),
             error_type=None, error_message=None,
         )
@@ -189,14 +179,8 @@ def _epochs(run_id: str, path: Path, raw: bytes, problems: list[Problem]) -> lis
         if not line.strip():
             continue
         try:
-            data = json.loads(line)
-            if not isinstance(data, dict):
-                raise _Bad(path, "not a JSON object")
-            epoch = _number(data, "epoch", path, integer=True)
-            if epoch is None:
-                raise _Bad(path, "no 'epoch'")
-            values = [_number(data, key, path) for key in EPOCH_COLUMNS[2:]]
-        except (json.JSONDecodeError, _Bad) as exc:
+            epoch, values = validate.check_epoch(json.loads(line), EPOCH_COLUMNS[2:])
+        except (json.JSONDecodeError, validate.InvalidRecord) as exc:
             problems.append(Problem(path, f"line {number} skipped: {exc}"))
             continue
         rows.append((run_id, epoch, *values))
@@ -307,7 +291,12 @@ def scan_runs(runs_dir: Path, known: dict[str, tuple[str, str | None]] | None = 
         return scan
     known = known or {}
     with os.scandir(runs_dir) as entries:
-        names = sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
+        listed = [e for e in entries if not e.name.startswith(".")]
+    names = sorted(e.name for e in listed if e.is_dir(follow_symlinks=False))
+    for link in sorted(e.name for e in listed if e.is_symlink()):  # run directories never leave the results root
+        scan.problems.append(Problem(runs_dir / link, "a symbolic link: run directories never leave the results "
+                                     "root, so it is not followed (remove the link, or move the directory here)"))
+        scan.problem_run_ids.add(link)
     for name in names:
         scan.scanned += 1
         known_digest, known_stat = known.get(name, (None, None))
