@@ -328,6 +328,7 @@ def report(
     group_by: Annotated[str, typer.Option(help="extra row keys, e.g. device,precision")] = "",
     heatmap: Annotated[list[str] | None, typer.Option(help="draw this run's label mapping (HTML; repeatable)")] = None,
     with_paper: Annotated[bool, typer.Option(help="LaTeX: the published value beside ours")] = False,
+    intervals: Annotated[bool, typer.Option(help="each cell's 95 % interval of the mean in the tables")] = False,
 ) -> None:
     """Write the leaderboard (ours next to the published numbers) to reports/index.md, index.html or index.tex."""
     from vrbench.report import build_report
@@ -345,7 +346,8 @@ def report(
         _ingest(results, only_if_stale=True)
         keys = tuple(key.strip() for key in group_by.split(",") if key.strip())
         path = build_report(results / DB_NAME, out, fmt=format.value, run_ids=run_ids, paper=paper, group_by=keys,
-                            heatmaps=tuple(heatmap or ()), reference_rows=reference_rows, with_paper=with_paper)
+                            heatmaps=tuple(heatmap or ()), reference_rows=reference_rows, with_paper=with_paper,
+                            intervals=intervals)
     except VrbenchError as exc:
         raise _fail(exc) from None
     console.print(f"wrote {path}")

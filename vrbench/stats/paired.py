@@ -14,8 +14,8 @@ import numpy as np
 from vrbench.stats import ALPHA
 from vrbench.stats.intervals import t_sf
 
-MARK_TEST = ("one-sided paired t-test over the seeds both cells share (Welch's t-test where fewer than two seeds "
-             "pair), Holm-corrected across the column, α = 0.05")
+MARK_TEST = ("one-sided paired t-test over the seeds both cells share, or Welch's t-test where fewer than two "
+             "seeds pair; Holm-corrected across the column; α = 0.05")
 
 
 def holm(p: np.ndarray, axis: int = 0) -> np.ndarray:
