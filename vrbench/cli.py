@@ -353,6 +353,41 @@ def report(
     console.print(f"wrote {path}")
 
 
+class CompareFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@app.command()
+def compare(
+    a: Annotated[str, typer.Argument(help="method A, e.g. padding+blm")],
+    b: Annotated[str, typer.Argument(help="method B, e.g. padding+ilm")],
+    results: ResultsOpt = DEFAULT_RESULTS,
+    suite: Annotated[Path | None, typer.Option(help="only the jobs of this suite")] = None,
+    rule: Annotated[str, typer.Option(help="selection rule: final, best_test or best_val")] = "best_test",
+    backbone: Annotated[str | None, typer.Option(help="only runs on this backbone")] = None,
+    format: Annotated[CompareFormat, typer.Option("--format", "-f", help="table or json")] = CompareFormat.table,
+) -> None:
+    """Is A better than B? Paired differences over shared seeds, per dataset and across datasets."""
+    from vrbench.compare import as_json, compare_methods, print_table
+    from vrbench.store.db import DB_NAME
+
+    try:
+        run_ids = None
+        if suite is not None:
+            from vrbench.suite import load_suite
+
+            run_ids = {job.run_id for job in load_suite(suite).jobs}
+        _ingest(results, quiet=format is CompareFormat.json, only_if_stale=True)
+        result = compare_methods(results / DB_NAME, a, b, rule, backbone, run_ids)
+    except VrbenchError as exc:
+        raise _fail(exc) from None
+    if format is CompareFormat.json:
+        print(as_json(result, a, b, rule, backbone))
+    else:
+        print_table(result, a, b, rule, console)
+
+
 @app.command()
 def collect(results: ResultsOpt = DEFAULT_RESULTS) -> None:
     """(Re)build the DuckDB index from the run directories; safe to run any time.
