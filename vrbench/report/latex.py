@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from vrbench.report.formatting import AVERAGE_NOTE, NO_VALUE, NOT_RUN, acc, prompt_missing
+from vrbench.report.formatting import (
+    AGGREGATE_HEADER,
+    AVERAGE_NOTE,
+    NO_VALUE,
+    NOT_RUN,
+    acc,
+    aggregate_rows,
+    prompt_missing,
+    summary_notes,
+)
 from vrbench.report.model import Board, Cell, ReportModel
 from vrbench.report.prompt import PromptSection, PromptTable, Value
 from vrbench.report.references import PAPER_RULE, Reference
@@ -21,7 +30,7 @@ _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": 
             "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
             ">": r"\textgreater{}", "|": r"\textbar{}", "±": r"$\pm$", "Δ": r"$\Delta$", "·": r"$\cdot$",
             "—": "--", "–": "--", "−": "-", "†": r"$^\dagger$", "×": r"$\times$", "…": r"\dots{}",
-            "≥": r"$\geq$", "α": r"$\alpha$", "χ": r"$\chi$", "≤": r"$\leq$", "’": "'", '"': "''", "“": "``", "”": "''"}
+            "≥": r"$\geq$", "α": r"$\alpha$", "χ": r"$\chi$", "²": r"$^2$", "√": r"$\surd$", "≤": r"$\leq$", "’": "'", '"': "''", "“": "``", "”": "''"}
 EPSILON = 1e-9
 
 
@@ -104,7 +113,18 @@ def _board(board: Board, model: ReportModel, with_paper: bool) -> list[str]:
         caption += f" In parentheses: the published value ({_sources(_board_refs(board))})."
     elif with_paper and board.has_references:
         caption += tex(f" Published values are shown under the {PAPER_RULE} rule only (the papers' rule).")
-    return _table(caption, f"tab:vrbench-{board.rule.replace('_', '-')}", _tabular(align, header, rows))
+    table = _table(caption, f"tab:vrbench-{board.rule.replace('_', '-')}", _tabular(align, header, rows))
+    return table + _summary(board)
+
+
+def _summary(board: Board) -> list[str]:
+    """The across-datasets table of a leaderboard (aggregates with bootstrap intervals, average ranks)."""
+    if board.summary is None:
+        return []
+    rows = [[tex(cell) for cell in line] for line in aggregate_rows(board.summary)]
+    caption = tex(f"Across datasets ({board.rule}). " + " ".join(summary_notes(board.summary)))
+    return _table(caption, f"tab:vrbench-{board.rule.replace('_', '-')}-across",
+                  _tabular("lrrrr", [tex(h) for h in AGGREGATE_HEADER], rows))
 
 
 def _board_refs(board: Board) -> list[Reference]:
