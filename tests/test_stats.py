@@ -183,3 +183,16 @@ def test_calibration_covers_zero_when_methods_are_alike() -> None:
     covered = sum(1 for repeat in range(100) if (lambda r: r.ci_low <= 0 <= r.ci_high)(
         compare_scores(synthetic(np.random.default_rng(1000 + repeat), margin=0.0), reps=2000)))
     assert covered >= 90, covered
+
+
+def test_bootstrap_from_counts_equals_the_materialised_resamples() -> None:
+    """The counts shortcut gives exactly the statistics of the resamples themselves (same generator draws)."""
+    from vrbench.stats.bootstrap import AGGREGATES, _from_counts, resample, resample_counts
+
+    rng = np.random.default_rng(8)
+    per_dataset = [rng.normal(size=n) for n in (3, 2, 5, 1, 3)]
+    direct = resample(per_dataset, 500, np.random.default_rng(0))
+    counts = resample_counts(tuple(len(v) for v in per_dataset), 500, np.random.default_rng(0))
+    shortcut = _from_counts(per_dataset, counts)
+    for name, statistic in AGGREGATES.items():
+        assert shortcut[name] == pytest.approx(statistic(direct), abs=1e-12), name

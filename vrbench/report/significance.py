@@ -81,10 +81,10 @@ def summarize(board: Board, array: np.ndarray) -> BoardSummary | None:
     full = [i for i, row in enumerate(board.rows) if len(row.cells) == len(board.datasets)]
     if len(full) < 2:
         return None  # nothing to compare across datasets
-    aggregates = []
+    aggregates, cache = [], {}
     for i in full:
         per_dataset = [values[~np.isnan(values)] for values in array[i]]
-        aggregates.append(aggregate_estimates(per_dataset))
+        aggregates.append(aggregate_estimates(per_dataset, counts_cache=cache))
     labels = [row_label(board.rows[i]) for i in full]
     ranks = None
     if len(full) >= 2 and len(board.datasets) >= 2:
