@@ -59,12 +59,12 @@ class Comparison:
         """The object ``vrbench compare --format json`` prints (keys fixed by issue 23)."""
         return {
             "overall": {"mean_diff": self.mean_diff, "ci_low": self.ci_low, "ci_high": self.ci_high,
-                        "p_value": self.p_value, "prob_improvement": self.prob_improvement,
-                        "wins": self.counts["win"], "ties": self.counts["tie"], "losses": self.counts["loss"],
-                        "n_datasets": len(self.datasets), "bootstrap_seed": self.seed, "bootstrap_reps": self.reps},
+                        "p_value": self.p_value, "prob_improvement": self.prob_improvement},
             "datasets": {d.name: {"mean_diff": d.mean_diff, "ci_low": d.ci_low, "ci_high": d.ci_high, "n": d.n}
                          for d in self.datasets},
             "unpaired_runs": {"a": self.unpaired.get("a", 0), "b": self.unpaired.get("b", 0)},
+            "outcomes": {"wins": self.counts["win"], "ties": self.counts["tie"], "losses": self.counts["loss"]},
+            "bootstrap": {"seed": self.seed, "reps": self.reps},
         }
 
 
