@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vrbench.report.figures import CHAR_SMALL, Figure, _new_figure, _png, cd_key
-from vrbench.report.formatting import p_value
+from vrbench.report.formatting import p_text
 from vrbench.stats.ranks import RankSummary, cliques
 
 
@@ -32,7 +32,8 @@ def critical_difference(data: CDData) -> Figure:
     width = 2 * label_width + max(3.0, 0.45 * k)
     height = 1.3 + step * (left_half + 1) + 0.15 * len(cliques(values, ranks.cd))
     figure = _new_figure(width, height, layout=None)
-    figure.subplots_adjust(left=label_width / width, right=1 - label_width / width, bottom=0.05, top=0.82)
+    figure.subplots_adjust(left=label_width / width, right=1 - label_width / width, bottom=0.1 / height,
+                           top=1 - 0.45 / height)
     axes = figure.add_subplot()
     axes.set_xlim(1, k)
     bottom = -step * (left_half + 1) - 0.15 * len(cliques(values, ranks.cd))
@@ -58,7 +59,7 @@ def critical_difference(data: CDData) -> Figure:
         axes.plot([values[start] - 0.03, values[end] + 0.03], [y, y], color="#d62728", linewidth=3,
                   solid_capstyle="round")
     friedman = ("Friedman test needs 3 or more methods" if ranks.friedman_p is None
-                else f"Friedman p = {p_value(ranks.friedman_p)}")
+                else f"Friedman {p_text(ranks.friedman_p)}")
     figure.suptitle(f"Average rank over {ranks.n_datasets} datasets ({data.rule}); {friedman}", fontsize="medium")
     caption = (f"Average rank of each method across the {ranks.n_datasets} datasets of the {data.rule} leaderboard "
                f"(1 = best on a dataset; methods with every dataset only). Red bars join methods whose average ranks "

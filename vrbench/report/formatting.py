@@ -73,15 +73,16 @@ def summary_notes(summary: BoardSummary) -> list[str]:
         notes.append("Average ranks need at least two rows and two datasets.")
         return notes
     friedman = ("Friedman test: needs at least 3 methods" if ranks.friedman_p is None else
-                f"Friedman test χ² = {ranks.friedman_statistic:.2f}, p = {p_value(ranks.friedman_p)}")
+                f"Friedman test χ² = {ranks.friedman_statistic:.2f}, {p_text(ranks.friedman_p)}")
     notes.append(f"average rank: 1 = best on a dataset, averaged over the {ranks.n_datasets} datasets. {friedman}; "
                  f"Nemenyi critical difference CD = {ranks.cd:.2f} (α = 0.05, {len(ranks.labels)} methods): two "
                  "average ranks further apart than CD differ significantly.")
     return notes
 
 
-def p_value(p: float) -> str:
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+def p_text(p: float) -> str:
+    """'p = 0.012', or 'p < 0.001'."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def paper_value(ref: Reference) -> str:
