@@ -113,6 +113,9 @@ def test_unpaired_runs_are_left_out_and_counted(tmp_path: Path) -> None:
     assert [d.name for d in result.datasets] == ["cifar10"] and result.datasets[0].n == 3
     assert result.datasets[0].mean_diff == pytest.approx((2.0 + 1.5 + 2.0) / 3)  # seed 9's 10.0 left out
     assert result.unpaired == {"a": 2, "b": 1}
+    only = compare_methods(root / "vrbench.duckdb", "padding+blm", "padding+ilm", "best_test",
+                           run_ids={"a0", "a1", "b0", "b1", "b2"})  # a suite's runs only (--suite)
+    assert only.datasets[0].n == 2 and only.unpaired == {"a": 0, "b": 1}
 
 
 def test_compare_errors_are_one_line(known, tmp_path: Path) -> None:

@@ -360,8 +360,8 @@ class CompareFormat(str, Enum):
 
 @app.command()
 def compare(
-    a: Annotated[str, typer.Argument(help="method A, e.g. padding+blm")],
-    b: Annotated[str, typer.Argument(help="method B, e.g. padding+ilm")],
+    a: Annotated[str, typer.Argument(metavar="A", help="method A, e.g. padding+blm")],
+    b: Annotated[str, typer.Argument(metavar="B", help="method B, e.g. padding+ilm")],
     results: ResultsOpt = DEFAULT_RESULTS,
     suite: Annotated[Path | None, typer.Option(help="only the jobs of this suite")] = None,
     rule: Annotated[str, typer.Option(help="selection rule: final, best_test or best_val")] = "best_test",
