@@ -14,4 +14,4 @@ See docs/statistics.md for what each number means and when it is valid.
 CONFIDENCE = 0.95
 ALPHA = 1.0 - CONFIDENCE
 BOOTSTRAP_SEED = 0  # fixed, so the same scores always give the same intervals; printed beside them
-BOOTSTRAP_REPS = 2000  # rliable defaults to 50,000; 2,000 keeps the report within its time budget (docs/statistics.md)
+BOOTSTRAP_REPS = 1000  # rliable defaults to 50,000; 1,000 keeps the report within its time budget (docs/statistics.md)
