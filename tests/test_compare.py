@@ -185,3 +185,44 @@ print(sorted(m for m in ("torch", "scipy.stats") if m in sys.modules))
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['scipy.stats']"  # compare's Wilcoxon test only; never torch
+
+
+class CountingConnection:
+    """A real DuckDB connection that counts the queries run through it."""
+
+    def __init__(self, con) -> None:
+        self.con, self.queries = con, 0
+
+    def execute(self, *args, **kwargs):
+        self.queries += 1
+        return self.con.execute(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.con, name)
+
+
+def queries_of_load_model(db: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    import vrbench.report.build as build
+    from vrbench.store.db import connect
+
+    opened: list[CountingConnection] = []
+
+    def counting(*args, **kwargs):
+        opened.append(CountingConnection(connect(*args, **kwargs)))
+        return opened[-1]
+
+    monkeypatch.setattr(build, "connect", counting)
+    load_model(db)
+    return sum(c.queries for c in opened)
+
+
+def test_report_statistics_cost_no_query_per_cell(known, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The marks, intervals and aggregates come from one query of the seeds, whatever the size of the tables."""
+    small = tmp_path / "results"
+    for seed in range(2):
+        for method in ("padding+blm", "padding+ilm"):
+            write_run(small, f"{method.replace('+', '')}{seed}", method, "cifar10", seed, 50.0 + seed)
+    ingest(small, small / "vrbench.duckdb")
+    root, _ = known  # 90 runs in 30 cells per rule, against 4 runs in 2 cells
+    large_count = queries_of_load_model(root / "vrbench.duckdb", monkeypatch)
+    assert large_count == queries_of_load_model(small / "vrbench.duckdb", monkeypatch) and large_count > 3
