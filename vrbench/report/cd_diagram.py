@@ -28,15 +28,17 @@ def critical_difference(data: CDData) -> Figure:
     k = len(labels)
     left_half = (k + 1) // 2  # the better half is labelled on the left, the rest on the right
     step = 0.32
+    bars = cliques(values, ranks.cd)
+    drop = 0.15 * len(bars)  # room under the axis for the bars
     label_width = CHAR_SMALL * max(len(label) for label in labels) + 0.9
     width = 2 * label_width + max(3.0, 0.45 * k)
-    height = 1.3 + step * (left_half + 1) + 0.15 * len(cliques(values, ranks.cd))
+    height = 1.3 + step * (left_half + 1) + drop
     figure = _new_figure(width, height, layout=None)
     figure.subplots_adjust(left=label_width / width, right=1 - label_width / width, bottom=0.1 / height,
                            top=1 - 0.45 / height)
     axes = figure.add_subplot()
     axes.set_xlim(1, k)
-    bottom = -step * (left_half + 1) - 0.15 * len(cliques(values, ranks.cd))
+    bottom = -step * (left_half + 1) - drop
     axes.set_ylim(bottom, 0.6)
     axes.axis("off")
     axes.plot([1, k], [0, 0], color="black", linewidth=1)
@@ -48,13 +50,13 @@ def critical_difference(data: CDData) -> Figure:
         axes.text(1 + ranks.cd / 2, 0.5, f"CD = {ranks.cd:.2f}", ha="center", va="bottom", fontsize="small")
     for position, (label, value) in enumerate(zip(labels, values, strict=True)):
         on_left = position < left_half
-        level = -step * ((position if on_left else k - 1 - position) + 1) - 0.15 * len(cliques(values, ranks.cd))
+        level = -step * ((position if on_left else k - 1 - position) + 1) - drop
         end = 1 if on_left else k
         axes.plot([value, value, end], [0, level, level], color="#444444", linewidth=1, clip_on=False)
         axes.text(end + (-0.08 if on_left else 0.08) * k / 5, level,
                   f"{label} ({value:.2f})" if on_left else f"({value:.2f}) {label}",
                   ha="right" if on_left else "left", va="center", fontsize="small", clip_on=False)
-    for index, (start, end) in enumerate(cliques(values, ranks.cd)):
+    for index, (start, end) in enumerate(bars):
         y = -0.1 - 0.15 * index
         axes.plot([values[start] - 0.03, values[end] + 0.03], [y, y], color="#d62728", linewidth=3,
                   solid_capstyle="round")
