@@ -6,8 +6,9 @@ Writes N finished run directories through the store's own writers (vrbench.testi
 metrics.jsonl, a one-to-one mapping.json and result.json, run ids hashed from the configs as for real jobs) over a
 grid of 10 methods x 4 backbones x 12 of the papers' datasets x seeds, builds the DuckDB index from scratch with
 `vrbench collect`, and then times the real `vrbench report` command (a fresh process each time, index current) for
-Markdown, HTML (with its figures) and LaTeX, plus the pieces of it in one process: the staleness check (the stat
-of every run file, compared with the stat keys the index recorded), the report model, the figures. Prints the
+Markdown, HTML (with its figures, critical-difference diagrams included) and LaTeX, and `vrbench compare`, plus the
+pieces of it in one process: the staleness check (the stat of every run file, compared with the stat keys the index
+recorded), the report model (and within it the statistics of vrbench.report.significance), the figures. Prints the
 figures; the README quotes them.
 """
 
@@ -76,7 +77,18 @@ def in_process(results: Path, out: Path) -> dict[str, float]:
     times["staleness check (stat every run file)"] = time.perf_counter() - start
     start = time.perf_counter()
     model = load_model(db)
-    times["report model (DuckDB queries)"] = time.perf_counter() - start
+    times["report model (DuckDB queries + statistics)"] = time.perf_counter() - start
+    from vrbench.report.model import build_boards, load_cells, load_scores
+    from vrbench.report.significance import annotate
+    from vrbench.store.db import connect
+
+    con = connect(db, read_only=True)
+    cells, scores = load_cells(con), load_scores(con)
+    con.close()
+    boards = build_boards(cells, None)
+    start = time.perf_counter()
+    annotate(boards, scores)
+    times[f"  of which statistics (marks, bootstrap, ranks; {len(scores)} seed scores)"] = time.perf_counter() - start
     start = time.perf_counter()
     figures = build_figures(db, model)
     times[f"figures ({len(figures)}, matplotlib, incl. import)"] = time.perf_counter() - start
@@ -109,6 +121,8 @@ def main() -> None:
         command = [*vrbench, "report", "--results", str(results), "--format", fmt, "--out", str(base / "reports")]
         times = [timed(command) for _ in range(args.repeat)]
         rows.append((f"vrbench report --format {fmt}", times))
+    rows.append(("vrbench compare (table)", [timed([*vrbench, "compare", "padding+blm", "padding+ilm", "--results",
+                                                    str(results)]) for _ in range(args.repeat)]))
     fresh_outs = [Path(tempfile.mkdtemp(prefix="fresh-", dir=base)) for _ in range(args.repeat)]
     rows.append(("... html, new --out (draws all)", [timed([*vrbench, "report", "--results", str(results), "--format",
                                                             "html", "--out", str(out)]) for out in fresh_outs]))

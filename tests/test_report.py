@@ -108,7 +108,7 @@ def test_markdown_leaderboards(db: Path, tmp_path: Path) -> None:
     paper = published("ilm_vp_cvpr23", "ILM-VP", "resnet18_imagenet1k", "cifar10")
     diff = 66.3 - paper
     assert ilm["cifar10"] == f"66.3 ± 0.4 (n=2); paper {paper:.1f} [1], Δ {diff:+.1f}"
-    assert ilm["digits"] == "51.0 (n=1); paper —"
+    assert ilm["digits"] == "**51.0 (n=1)**; paper —"  # the column's best is bold (issue 23)
     assert ilm["average"] == f"{(66.3 + 51.0) / 2:.1f}"
     assert "no published value" in parts["Leaderboard: best_test"]
     assert row(rows, "smm+ilm · resnet18")["digits"] == "not run"
@@ -124,7 +124,7 @@ def test_other_rules_show_paper_value_marked(db: Path, tmp_path: Path) -> None:
     assert "not like for like" in parts["Leaderboard: final"]
     best_val = table(parts["Leaderboard: best_val"])
     assert [r[0] for r in best_val[2:]] == ["padding+ilm · resnet18"]  # NULL best_val rows are dropped
-    assert row(best_val, "padding+ilm · resnet18")["cifar10"].startswith("63.5 ± 0.7 (n=2)")
+    assert row(best_val, "padding+ilm · resnet18")["cifar10"].startswith("**63.5 ± 0.7 (n=2)**")  # the best: bold
     assert "ILM-VP (Chen et al., CVPR 2023)" in parts["Published values"]
 
 
@@ -132,9 +132,9 @@ def test_paper_choice(db: Path, tmp_path: Path) -> None:
     default = sections(build_report(db, tmp_path / "a").read_text())
     smm = row(table(default["Leaderboard: best_test"]), "smm+ilm · resnet18")
     value = published("smm_icml24", "SMM", "resnet18_imagenet1k", "cifar10")
-    assert smm["cifar10"] == f"71.0 (n=1); paper {value:.1f} [2], Δ {71.0 - value:+.1f}"
+    assert smm["cifar10"] == f"**71.0 (n=1)**; paper {value:.1f} [2], Δ {71.0 - value:+.1f}"  # best: bold
     only_ilm = sections(build_report(db, tmp_path / "b", paper="ilm_vp_cvpr23").read_text())
-    assert row(table(only_ilm["Leaderboard: best_test"]), "smm+ilm · resnet18")["cifar10"] == "71.0 (n=1); paper —"
+    assert row(table(only_ilm["Leaderboard: best_test"]), "smm+ilm · resnet18")["cifar10"] == "**71.0 (n=1)**; paper —"
     with pytest.raises(ConfigError, match="ilm_vp_cvpr23"):
         build_report(db, tmp_path / "c", paper="ilm_vp")
 
@@ -166,7 +166,7 @@ def test_run_ids_filter(db: Path, tmp_path: Path) -> None:
     assert "Failed runs" not in parts
     rows = table(parts["Leaderboard: final"])
     assert [r[0] for r in rows[2:]] == ["padding+ilm · resnet18"]
-    assert row(rows, "padding+ilm · resnet18")["cifar10"].startswith("60.0 (n=1)")
+    assert row(rows, "padding+ilm · resnet18")["cifar10"].startswith("**60.0 (n=1)**")
     empty = build_report(db, tmp_path / "none", run_ids=set()).read_text()
     assert "from 0 runs" in empty and "No finished run" in empty
 

@@ -331,6 +331,7 @@ def report(
     group_by: Annotated[str, typer.Option(help="extra row keys, e.g. device,precision")] = "",
     heatmap: Annotated[list[str] | None, typer.Option(help="draw this run's label mapping (HTML; repeatable)")] = None,
     with_paper: Annotated[bool, typer.Option(help="LaTeX: the published value beside ours")] = False,
+    intervals: Annotated[bool, typer.Option(help="each cell's 95 % interval of the mean in the tables")] = False,
 ) -> None:
     """Write the leaderboard (ours next to the published numbers) to reports/index.md, index.html or index.tex."""
     from vrbench.report import build_report
@@ -350,10 +351,45 @@ def report(
         keys = tuple(key.strip() for key in group_by.split(",") if key.strip())
         path = build_report(results / DB_NAME, out, fmt=format.value, run_ids=run_ids, paper=paper, group_by=keys,
                             heatmaps=tuple(heatmap or ()), reference_rows=reference_rows, with_paper=with_paper,
-                            labels=labels)
+                            labels=labels, intervals=intervals)
     except VrbenchError as exc:
         raise _fail(exc) from None
     console.print(f"wrote {literal(path)}")
+
+
+class CompareFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@app.command()
+def compare(
+    a: Annotated[str, typer.Argument(metavar="A", help="method A, e.g. padding+blm")],
+    b: Annotated[str, typer.Argument(metavar="B", help="method B, e.g. padding+ilm")],
+    results: ResultsOpt = DEFAULT_RESULTS,
+    suite: Annotated[Path | None, typer.Option(help="only the jobs of this suite")] = None,
+    rule: Annotated[str, typer.Option(help="selection rule: final, best_test or best_val")] = "best_test",
+    backbone: Annotated[str | None, typer.Option(help="only runs on this backbone")] = None,
+    format: Annotated[CompareFormat, typer.Option("--format", "-f", help="table or json")] = CompareFormat.table,
+) -> None:
+    """Is A better than B? Paired differences over shared seeds, per dataset and across datasets."""
+    from vrbench.compare import as_json, compare_methods, print_table
+    from vrbench.store.db import DB_NAME
+
+    try:
+        run_ids = None
+        if suite is not None:
+            from vrbench.suite import load_suite
+
+            run_ids = {job.run_id for job in load_suite(suite).jobs}
+        _ingest(results, quiet=format is CompareFormat.json, only_if_stale=True)
+        result = compare_methods(results / DB_NAME, a, b, rule, backbone, run_ids)
+    except VrbenchError as exc:
+        raise _fail(exc) from None
+    if format is CompareFormat.json:
+        print(as_json(result, a, b, rule, backbone))
+    else:
+        print_table(result, a, b, rule, console)
 
 
 @app.command()

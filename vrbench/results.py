@@ -84,15 +84,22 @@ class Results:
 
     def cells(self, rule: str | None = None, **where: Any) -> pd.DataFrame:
         """Mean, sample std (ddof=1), min, max and n over seeds per method x backbone x dataset x rule (and the
-        prompt-learning setting keys), as the report's cells."""
+        prompt-learning setting keys), as the report's cells; ``ci_low``/``ci_high``: the 95 % t-interval of the
+        mean (NaN for a single seed; docs/statistics.md)."""
         if where.get("seed") is not None:
             raise ConfigError("cells are aggregated over seeds: filter scores() by seed instead")
         where.pop("seed", None)
         clause, params = _where(where, prefix="", allowed=_FILTERS[:3] + ("protocol",))
         rule_clause, rule_params = _rule(rule)
-        return self.sql(f"""SELECT * FROM cells WHERE {clause} AND {rule_clause}
-                            ORDER BY rule, method, backbone, dataset, protocol, shots, subsample, source_dataset""",
-                        params + rule_params)
+        frame = self.sql(f"""SELECT * FROM cells WHERE {clause} AND {rule_clause}
+                             ORDER BY rule, method, backbone, dataset, protocol, shots, subsample, source_dataset""",
+                         params + rule_params)
+        from vrbench.stats.intervals import t_interval
+
+        frame["ci_low"], frame["ci_high"] = t_interval(frame["mean"].to_numpy(dtype=float),
+                                                       frame["std"].to_numpy(dtype=float, na_value=float("nan")),
+                                                       frame["n"].to_numpy(dtype=float))
+        return frame
 
 
 def _where(filters: dict[str, Any], prefix: str, allowed: tuple[str, ...] = _FILTERS) -> tuple[str, list[Any]]:

@@ -21,6 +21,7 @@ from vrbench.report.model import (
     has_plugin_runs,
     load_cells,
     load_failed,
+    load_scores,
 )
 from vrbench.report.prompt import PROMPT_RULE, build_prompt_sections, load_prompt_runs
 from vrbench.report.references import PAPER_RULE, check_paper
@@ -33,7 +34,7 @@ FIGURES_DIR = "figures"
 
 def load_model(db_path: Path, run_ids: set[str] | None = None, paper: str | None = None,
                group_by: tuple[str, ...] = (), reference_rows: dict | None = None,
-               labels: dict[str, str] | None = None) -> ReportModel:
+               labels: dict[str, str] | None = None, show_intervals: bool = False) -> ReportModel:
     """Everything a report shows, read through one read-only connection; ``labels`` (run id -> row name, from the
     suite being reported) replace the method names stored in the index."""
     check_paper(paper)
@@ -44,17 +45,20 @@ def load_model(db_path: Path, run_ids: set[str] | None = None, paper: str | None
         if SOURCE_GROUP not in group_by and has_plugin_runs(con, run_ids):
             group_by = (*group_by, SOURCE_GROUP)  # plugin rows name their package and version
         cells = load_cells(con, run_ids, tuple(group_by))
+        scores = load_scores(con, run_ids, tuple(group_by))
         prompt_runs = load_prompt_runs(con, run_ids, tuple(group_by))
         failed = load_failed(con, run_ids)
         n_done, n_failed = count_runs(con, run_ids)
     finally:
         con.close()
-    boards = build_boards(cells, paper, reference_rows)
+    from vrbench.report.significance import annotate
+
+    boards = annotate(build_boards(cells, paper, reference_rows), scores)
     sections = build_prompt_sections(prompt_runs, paper, reference_rows)
     return ReportModel(
         generated_at=datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0), n_done=n_done,
         n_failed=n_failed, paper=paper, group_by=tuple(group_by), boards=boards, failed=failed,
-        footnotes=collect_footnotes(boards, sections), prompt_sections=sections,
+        footnotes=collect_footnotes(boards, sections), prompt_sections=sections, show_intervals=show_intervals,
     )
 
 
@@ -63,7 +67,8 @@ def cells_csv(model: ReportModel) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["rule", "method", "backbone", *model.group_by, "dataset", "n", "mean", "std", "min", "max",
-                     "paper", "paper_table", "paper_method", "paper_value", "paper_std", "paper_rule", "diff"])
+                     "paper", "paper_table", "paper_method", "paper_value", "paper_std", "paper_rule", "diff",
+                     "ci_low", "ci_high", "not_worse_than_best"])
     for board in model.boards:
         for row in board.rows:
             for dataset in board.datasets:
@@ -71,11 +76,13 @@ def cells_csv(model: ReportModel) -> str:
                 if cell is None:
                     continue
                 ref = cell.ref
+                interval = cell.interval or (None, None)
                 writer.writerow([
                     board.rule, row.method, row.backbone, *row.groups, dataset, cell.n, _num(cell.mean),
                     _num(cell.std), _num(cell.min), _num(cell.max),
                     *((ref.paper_stem, ref.table, ref.method, ref.value_text, _num(ref.std), PAPER_RULE,
                        _num(cell.diff)) if ref else ("",) * 7),
+                    _num(interval[0]), _num(interval[1]), "" if cell.not_worse is None else int(cell.not_worse),
                 ])
     return out.getvalue()
 
@@ -136,7 +143,7 @@ def _write_figures(directory: Path, figures: list) -> None:
 def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str] | None = None,
                  paper: str | None = None, group_by: tuple[str, ...] = (), heatmaps: tuple[str, ...] = (),
                  reference_rows: dict | None = None, with_paper: bool = False,
-                 labels: dict[str, str] | None = None) -> Path:
+                 labels: dict[str, str] | None = None, intervals: bool = False) -> Path:
     """Write ``out_dir/index.md``, ``index.html`` or ``index.tex`` (and ``cells.csv`` beside it, plus
     ``prompt_cells.csv`` when prompt-learning runs are selected, and ``figures/*.png`` for HTML); return its path.
 
@@ -145,7 +152,8 @@ def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str
     ``device`` or ``precision``; ``heatmaps`` lists run ids whose final label mapping the HTML page draws
     (their run directories are looked up beside the database); ``with_paper`` puts the published values beside
     ours in the LaTeX tables (Markdown and HTML always show them); ``labels`` (run id -> row name) name the rows
-    as the suite being reported does (``vrbench report --suite``). Files are written with the user's umask.
+    as the suite being reported does (``vrbench report --suite``); ``intervals`` prints each cell's 95 % interval
+    in the tables (cells.csv always has it). Files are written with the user's umask.
     """
     if fmt not in FORMATS:
         raise ConfigError(f"Unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}.")
@@ -154,7 +162,8 @@ def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str
     if with_paper and fmt != "latex":
         raise ConfigError("--with-paper is for --format latex: Markdown and HTML reports always show the published "
                           "values")
-    model = load_model(Path(db_path), run_ids, paper, tuple(group_by), reference_rows, labels)
+    model = load_model(Path(db_path), run_ids, paper, tuple(group_by), reference_rows, labels,
+                       show_intervals=intervals)
     figures = []
     if fmt == "html":
         from vrbench.report.figures import build_figures

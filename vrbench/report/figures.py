@@ -132,6 +132,7 @@ def build_figures(db_path: Path, model: ReportModel, run_ids: set[str] | None = 
             plans.append(_Plan.of("comparison", board, comparison))
             if board.has_references:
                 plans.append(_Plan.of("paper-gap", board, paper_gap))
+        plans += _cd_plans(model)
         for mapping in _best_mappings(results, best_runs(con, run_ids)):
             plans.append(_Plan.of(_safe_key(f"{MAPPING_PREFIX}{mapping.method}"), mapping, mapping_heatmap))
         entries = []  # (plan, digest, cached figure or None, data to draw it from or None)
@@ -147,6 +148,19 @@ def build_figures(db_path: Path, model: ReportModel, run_ids: set[str] | None = 
 
 
 LEARNING_CURVES = "learning-curves"
+
+
+def cd_key(rule: str) -> str:
+    """The key of a leaderboard's critical-difference diagram."""
+    return _safe_key(f"critical-difference-{rule}")
+
+
+def _cd_plans(model: ReportModel) -> list[_Plan]:
+    """A critical-difference diagram per leaderboard with ranks (vrbench.report.significance)."""
+    from vrbench.report.cd_diagram import CDData, critical_difference
+
+    return [_Plan.of(cd_key(b.rule), CDData(b.rule, b.summary.ranks), critical_difference)
+            for b in model.boards if b.summary is not None and b.summary.ranks is not None]
 
 
 @dataclass(frozen=True)

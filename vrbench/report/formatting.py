@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vrbench.report.model import Board, Cell, FailedRun, ReportModel, Row
 from vrbench.report.prompt import AVERAGE, PAPER_SHOTS, PAPER_SOURCE, PromptRow, PromptTable, Value
 from vrbench.report.references import PAPER_RULE, Reference
+from vrbench.stats.paired import MARK_TEST
+
+if TYPE_CHECKING:
+    from vrbench.report.significance import BoardSummary
+    from vrbench.stats.bootstrap import Estimate
 
 NOT_RUN = "not run"
 NO_VALUE = "—"
@@ -21,11 +28,61 @@ def signed(value: float) -> str:
     return "+0.0" if text == "-0.0" else text
 
 
-def ours(cell: Cell) -> str:
-    """'12.3 ± 0.4 (n=2)'; a single run has no spread: '12.3 (n=1)'."""
+def ours(cell: Cell, intervals: bool = False) -> str:
+    """'12.3 ± 0.4 (n=2)'; a single run has no spread: '12.3 (n=1)'. With ``intervals``, the 95 % interval of
+    the mean before n: '12.3 ± 0.4 [8.7, 15.9] (n=2)', '12.3 (n=1: no interval)'."""
+    interval = cell.interval if intervals else None
     if cell.std is None:
-        return f"{acc(cell.mean)} (n={cell.n})"
-    return f"{acc(cell.mean)} ± {acc(cell.std)} (n={cell.n})"
+        return f"{acc(cell.mean)} (n={cell.n}{': no interval' if intervals else ''})"
+    bracket = "" if interval is None else f" {bracketed(*interval)}"
+    return f"{acc(cell.mean)} ± {acc(cell.std)}{bracket} (n={cell.n})"
+
+
+def bracketed(low: float, high: float) -> str:
+    return f"[{acc(low)}, {acc(high)}]"
+
+
+def estimate(value: Estimate) -> str:
+    """A bootstrap estimate: '70.1 [68.2, 71.9]'."""
+    return f"{acc(value.value)} {bracketed(value.low, value.high)}"
+
+
+MARK_NOTE = ("bold: not significantly worse than the best mean of its column (" + MARK_TEST + "); an unmarked cell "
+             "is significantly worse, or cannot be tested (a single seed on either side and fewer than two shared "
+             "seeds).")
+INTERVAL_NOTE = ("[low, high]: the 95 % t-interval of the mean over the n seeds, mean ± t(0.975, n−1)·s/√n; a single "
+                 "seed has no interval.")
+AGGREGATE_HEADER = ("Method · backbone", "mean [95 % CI]", "median [95 % CI]", "IQM [95 % CI]", "average rank")
+
+
+def aggregate_rows(summary: BoardSummary) -> list[list[str]]:
+    """One line per row of the summary, in the order of AGGREGATE_HEADER."""
+    return [[row.label, *(estimate(row.estimates[name]) for name in ("mean", "median", "IQM")),
+             NO_VALUE if row.average_rank is None else f"{row.average_rank:.2f}"] for row in summary.rows]
+
+
+def summary_notes(summary: BoardSummary) -> list[str]:
+    """What the across-datasets table means, its test results, and the bootstrap's seed."""
+    notes = [f"Across the {summary.n_datasets} datasets of this table, for the rows that have all of them"
+             + (f" ({summary.left_out} row(s) lacking a dataset left out)" if summary.left_out else "") + ": mean "
+             "and median of the dataset means, and IQM (interquartile mean of all runs), each with a 95 % stratified "
+             f"bootstrap interval (seeds resampled within each dataset; {summary.reps} resamples, seed {summary.seed}"
+             "; the protocol of rliable, Agarwal et al., NeurIPS 2021)."]
+    ranks = summary.ranks
+    if ranks is None:
+        notes.append("Average ranks need at least two rows and two datasets.")
+        return notes
+    friedman = ("Friedman test: needs at least 3 methods" if ranks.friedman_p is None else
+                f"Friedman test χ² = {ranks.friedman_statistic:.2f}, {p_text(ranks.friedman_p)}")
+    notes.append(f"average rank: 1 = best on a dataset, averaged over the {ranks.n_datasets} datasets. {friedman}; "
+                 f"Nemenyi critical difference CD = {ranks.cd:.2f} (α = 0.05, {len(ranks.labels)} methods): two "
+                 "average ranks further apart than CD differ significantly.")
+    return notes
+
+
+def p_text(p: float) -> str:
+    """'p = 0.012', or 'p < 0.001'."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def paper_value(ref: Reference) -> str:
@@ -77,11 +134,11 @@ def footnote_text(ref: Reference, metrics: list[str] | None = None) -> str:
             f"{ref.backbone}, {metric}. Source: {ref.source}")
 
 
-def value_ours(value: Value) -> str:
+def value_ours(value: Value, intervals: bool = False) -> str:
     """A seed mean as the leaderboards show it; an HM or average (no seeds of its own) as a bare number, with
     '(over k of K)' when it lacks datasets."""
     if value.cell is not None:
-        return ours(value.cell)
+        return ours(value.cell, intervals)
     return acc(value.mean) + ("" if value.over is None else f" (over {value.over[0]} of {value.over[1]})")
 
 
@@ -139,6 +196,9 @@ def how_to_read(model: ReportModel) -> list[str]:
                  "check a suite's config before reading a Δ as a reproduction gap.")
     if leaderboards:
         lines.append("Rows are ranked by the number of datasets they cover, then by their average.")
+        lines.append("Bold cells are not significantly worse than their column's best; \"Across datasets\" gives "
+                     "bootstrap intervals and average ranks. What each number means, and when it is valid (best_test "
+                     "selects on the test set; three seeds give wide intervals): docs/statistics.md.")
     lines.append("A value is never invented: a cell without a published row says so.")
     if "source" in model.group_by:
         lines.append("source: the plugin package and version (package==version) a row's method, backbone or dataset "

@@ -25,8 +25,11 @@ def _cell_view(board: Board, model: ReportModel, dataset: str, row: Any) -> dict
     cell = row.cells.get(dataset)
     if cell is None:
         return None
-    view = {"ours": f.ours(cell), "paper": "", "sign": "", "value": repr(cell.mean),
-            "title": f"min {f.acc(cell.min)}, max {f.acc(cell.max)}, n={cell.n}"}
+    interval = cell.interval
+    view = {"ours": f.ours(cell, model.show_intervals), "paper": "", "sign": "", "value": repr(cell.mean),
+            "mark": "top" if cell.not_worse else "",
+            "title": f"min {f.acc(cell.min)}, max {f.acc(cell.max)}, n={cell.n}"
+                     + ("" if interval is None else f", 95 % interval {f.bracketed(*interval)}")}
     if board.has_references:
         view["paper"] = f.paper(cell, board, model)
         if cell.diff is not None:
@@ -36,18 +39,31 @@ def _cell_view(board: Board, model: ReportModel, dataset: str, row: Any) -> dict
     return view
 
 
-def _board_view(board: Board, model: ReportModel) -> dict[str, Any]:
+def _board_view(board: Board, model: ReportModel, cd_figures: dict[str, str]) -> dict[str, Any]:
     return {
         "rule": board.rule, "caption": board.caption, "datasets": board.datasets, "group_by": model.group_by,
         "rows": [{"label": row.label, "groups": row.groups, "average": f.average(row, board),
                   "average_value": "" if row.average is None else repr(row.average),
                   "cells": [_cell_view(board, model, d, row) for d in board.datasets]} for row in board.rows],
-        "notes": [f.AVERAGE_NOTE, *f.reference_notes(board, model.paper)],
+        "notes": [f.MARK_NOTE, *([f.INTERVAL_NOTE] if model.show_intervals else []), f.AVERAGE_NOTE,
+                  *f.reference_notes(board, model.paper)],
+        "summary": None if board.summary is None else {
+            "header": f.AGGREGATE_HEADER, "notes": f.summary_notes(board.summary),
+            "rows": [{"label": line[0], "cells": [{"text": text, "value": _leading_number(text)} for text in line[1:]]}
+                     for line in f.aggregate_rows(board.summary)]},
+        "cd_figure": cd_figures.get(board.rule, ""),
     }
 
 
+def _leading_number(text: str) -> str:
+    """The sort key of '70.1 [68.2, 71.9]' (empty for '—')."""
+    head = text.split(" ")[0]
+    return head if head.replace(".", "", 1).isdigit() else ""
+
+
 def _value_view(table: PromptTable, model: ReportModel, value: Value, column: str) -> dict[str, str]:
-    view = {"ours": f.value_ours(value), "paper": "", "sign": "", "missing": "", "value": repr(value.mean),
+    view = {"ours": f.value_ours(value, model.show_intervals), "paper": "", "sign": "", "missing": "",
+            "value": repr(value.mean),
             "title": "HM of the Base and Novel seed means" if column == "HM" else "mean of the dataset means"}
     if value.cell is not None:
         view["title"] = f"min {f.acc(value.cell.min)}, max {f.acc(value.cell.max)}, n={value.cell.n}"
@@ -85,13 +101,15 @@ def render_html(model: ReportModel, figures: list[Figure] | None = None) -> str:
     """The page; ``figures`` are embedded as data: URIs, so the file works offline and on its own."""
     import jinja2  # only the HTML format needs it
 
-    from vrbench.report.figures import MAPPING_PREFIX
+    from vrbench.report.figures import MAPPING_PREFIX, cd_key
 
+    keys = {fig.key for fig in figures or ()}
+    cd_figures = {b.rule: cd_key(b.rule) for b in model.boards if cd_key(b.rule) in keys}
     source = (resources.files("vrbench.report") / "templates" / TEMPLATE).read_text(encoding="utf-8")
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return env.from_string(source).render(
         model=model, generated=f"{model.generated_at:%Y-%m-%d %H:%M}", not_run=f.NOT_RUN,
-        boards=[_board_view(b, model) for b in model.boards],
+        boards=[_board_view(b, model, cd_figures) for b in model.boards],
         prompt_sections=[_prompt_view(s, model) for s in model.prompt_sections],
         failed=[{"method": r.method, "backbone": r.backbone, "dataset": f.failed_dataset(r),
                  "seed": "—" if r.seed is None else r.seed, "error": f.failed_error(r.error_type, r.first_line),

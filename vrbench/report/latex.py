@@ -1,7 +1,8 @@
 """Render a ReportModel as LaTeX tables (booktabs), ready to ``\\input`` into a paper.
 
 One ``table`` per leaderboard and per prompt-learning table, laid out like the report's (and the papers') tables:
-mean ± sample std over seeds, the best value of each column in bold (within each dataset for the per-dataset
+mean ± sample std over seeds, in bold every leaderboard cell not significantly worse than its column's best mean
+(vrbench.report.significance; the best value of each column within each dataset for the per-dataset
 prompt-learning tables), and with ``with_paper`` the published value in parentheses beside ours, for the cells
 compared like for like (the papers' selection rule). Needs only ``\\usepackage{booktabs}``.
 """
@@ -10,16 +11,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from vrbench.report.formatting import AVERAGE_NOTE, NO_VALUE, NOT_RUN, acc, prompt_missing
+from vrbench.report.formatting import (
+    AGGREGATE_HEADER,
+    AVERAGE_NOTE,
+    NO_VALUE,
+    NOT_RUN,
+    acc,
+    aggregate_rows,
+    prompt_missing,
+    summary_notes,
+)
 from vrbench.report.model import Board, Cell, ReportModel
 from vrbench.report.prompt import PromptSection, PromptTable, Value
 from vrbench.report.references import PAPER_RULE, Reference
+from vrbench.stats.paired import MARK_TEST
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
             "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
             ">": r"\textgreater{}", "|": r"\textbar{}", "±": r"$\pm$", "Δ": r"$\Delta$", "·": r"$\cdot$",
             "—": "--", "–": "--", "−": "-", "†": r"$^\dagger$", "×": r"$\times$", "…": r"\dots{}",
-            "≥": r"$\geq$", "≤": r"$\leq$", "’": "'", '"': "''", "“": "``", "”": "''"}
+            "≥": r"$\geq$", "α": r"$\alpha$", "χ": r"$\chi$", "²": r"$^2$", "√": r"$\surd$",
+            "≤": r"$\leq$", "’": "'", '"': "''", "“": "``", "”": "''"}
 EPSILON = 1e-9
 
 
@@ -75,7 +87,11 @@ def _board(board: Board, model: ReportModel, with_paper: bool) -> list[str]:
             if cell is None:
                 cells.append(tex(NOT_RUN))
                 continue
-            text = _number(cell.mean, cell.std, abs(cell.mean - (best[dataset] or 0.0)) < EPSILON)
+            bold = cell.not_worse if cell.not_worse is not None else abs(cell.mean - (best[dataset] or 0.0)) < EPSILON
+            text = _number(cell.mean, cell.std, bold)
+            if model.show_intervals:
+                interval = cell.interval
+                text += " --" if interval is None else rf" [{acc(interval[0])}, {acc(interval[1])}]"
             cells.append(_with_ref(text, cell.ref) if show_paper else text)
         average = row.average
         if average is None:
@@ -88,14 +104,28 @@ def _board(board: Board, model: ReportModel, with_paper: bool) -> list[str]:
     header = ["Method", "Backbone", *(tex(g) for g in model.group_by), *(tex(d) for d in board.datasets), "Avg."]
     align = "l" * (2 + len(model.group_by)) + "r" * (len(board.datasets) + 1)
     caption = (rf"Test accuracy (\%). {tex(board.caption)} "
-               r"Mean$\pm$sample std over seeds; best per column in bold. " + tex(AVERAGE_NOTE))
+               r"Mean$\pm$sample std over seeds" + (r" and the 95\,\% t-interval of the mean (-- for one seed)"
+                                                    if model.show_intervals else "")
+               + tex(f"; in bold: not significantly worse than the best mean of the column ({MARK_TEST}).") + " "
+               + r"Avg.: the best full row in bold. " + tex(AVERAGE_NOTE))
     if any(len(r.cells) < len(board.datasets) for r in board.rows):
         caption += PARTIAL_NOTE
     if show_paper:
         caption += f" In parentheses: the published value ({_sources(_board_refs(board))})."
     elif with_paper and board.has_references:
         caption += tex(f" Published values are shown under the {PAPER_RULE} rule only (the papers' rule).")
-    return _table(caption, f"tab:vrbench-{board.rule.replace('_', '-')}", _tabular(align, header, rows))
+    table = _table(caption, f"tab:vrbench-{board.rule.replace('_', '-')}", _tabular(align, header, rows))
+    return table + _summary(board)
+
+
+def _summary(board: Board) -> list[str]:
+    """The across-datasets table of a leaderboard (aggregates with bootstrap intervals, average ranks)."""
+    if board.summary is None:
+        return []
+    rows = [[tex(cell) for cell in line] for line in aggregate_rows(board.summary)]
+    caption = tex(f"Across datasets ({board.rule}). " + " ".join(summary_notes(board.summary)))
+    return _table(caption, f"tab:vrbench-{board.rule.replace('_', '-')}-across",
+                  _tabular("lrrrr", [tex(h) for h in AGGREGATE_HEADER], rows))
 
 
 def _board_refs(board: Board) -> list[Reference]:

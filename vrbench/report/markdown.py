@@ -30,16 +30,28 @@ def _board(board: Board, model: ReportModel) -> list[str]:
             cell = row.cells.get(dataset)
             if cell is None:
                 cells.append(f.NOT_RUN)
-            elif board.has_references:
-                cells.append(f"{f.ours(cell)}; {f.paper(cell, board, model)}")
-            else:
-                cells.append(f.ours(cell))
+                continue
+            ours = f.ours(cell, model.show_intervals)
+            ours = f"**{ours}**" if cell.not_worse else ours
+            cells.append(f"{ours}; {f.paper(cell, board, model)}" if board.has_references else ours)
         rows.append([md(row.label), *(md(g) for g in row.groups), *cells, f.average(row, board)])
     out = [f"## Leaderboard: {board.rule}", "", f"*{board.caption}*", ""]
     out += _table(header, rows, align)
-    out += ["", f"- {f.AVERAGE_NOTE}"]
+    out += ["", f"- {f.MARK_NOTE}", *([f"- {f.INTERVAL_NOTE}"] if model.show_intervals else []),
+            f"- {f.AVERAGE_NOTE}"]
     out += [f"- {note}" for note in f.reference_notes(board, model.paper)]
+    out += ["", *_summary(board)]
     return [*out, ""]
+
+
+def _summary(board: Board) -> list[str]:
+    """The across-datasets table under a leaderboard: aggregates with bootstrap intervals, average ranks."""
+    if board.summary is None:
+        return []
+    rows = [[md(cell) for cell in line] for line in f.aggregate_rows(board.summary)]
+    out = [f"## Across datasets: {board.rule}", ""]
+    out += _table(list(f.AGGREGATE_HEADER), rows, [":---"] + ["---:"] * 4)
+    return [*out, "", *(f"- {note}" for note in f.summary_notes(board.summary)), ""]
 
 
 def _prompt_table(table: PromptTable, model: ReportModel) -> list[str]:
@@ -54,9 +66,9 @@ def _prompt_table(table: PromptTable, model: ReportModel) -> list[str]:
             if value is None:
                 cells.append(f.prompt_missing(row, column))
             elif table.has_references:
-                cells.append(f"{f.value_ours(value)}; {f.value_paper(value, model)}")
+                cells.append(f"{f.value_ours(value, model.show_intervals)}; {f.value_paper(value, model)}")
             else:
-                cells.append(f.value_ours(value))
+                cells.append(f.value_ours(value, model.show_intervals))
         name = [md(row.name)] if table.name_header else []
         rows.append([md(row.label), *(md(g) for g in row.groups), *name, *cells])
     out = [f"*{md(table.caption)}*", ""]

@@ -21,6 +21,7 @@ from vrbench.store.schema import ENV_COLUMNS
 
 if TYPE_CHECKING:
     from vrbench.report.prompt import PromptSection
+    from vrbench.report.significance import BoardSummary
 
 RULES: tuple[str, ...] = ("final", "best_test", "best_val")
 # config.protocol values reported in the papers' prompt-learning layouts instead of the leaderboards.
@@ -59,11 +60,19 @@ class Cell:
     min: float
     max: float
     ref: Reference | None = None
+    not_worse: bool | None = None  # not significantly worse than its column's best (vrbench.report.significance)
 
     @property
     def diff(self) -> float | None:
         """Ours minus the paper's value, in accuracy points."""
         return None if self.ref is None else self.mean - self.ref.value
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The 95 % t-interval of the mean over seeds; None for a single seed."""
+        from vrbench.stats.intervals import cell_interval
+
+        return cell_interval(self.mean, self.std, self.n)
 
 
 @dataclass
@@ -92,6 +101,7 @@ class Board:
     caption: str
     datasets: list[str]
     rows: list[Row]
+    summary: BoardSummary | None = None  # aggregates across datasets and ranks (vrbench.report.significance)
 
     @property
     def like_for_like(self) -> bool:
@@ -126,6 +136,7 @@ class ReportModel:
     failed: list[FailedRun]
     footnotes: list[Reference]  # reference sources used, numbered from 1 in this order
     prompt_sections: list[PromptSection] = field(default_factory=list)  # one per prompt-learning protocol present
+    show_intervals: bool = False  # print each cell's 95 % interval in the tables (`vrbench report --intervals`)
 
     @property
     def n_runs(self) -> int:
@@ -194,6 +205,24 @@ def load_cells(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None,
         values = tuple("—" if v is None else str(v) for v in row[4:4 + len(groups)])
         n, mean, std, lo, hi = row[4 + len(groups):]
         out.append((method, backbone, dataset, rule, values, Cell(n, mean, std, lo, hi)))
+    return out
+
+
+def load_scores(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None,
+                group_by: tuple[str, ...] = ()) -> list[tuple[str, str, str, str, tuple[str, ...], int, float]]:
+    """(method, backbone, dataset, rule, group values, seed, accuracy) per seed of every leaderboard cell: the
+    seeds behind :func:`load_cells` (runs repeating a seed in one cell are averaged), for paired tests."""
+    groups = _group_exprs(con, group_by)
+    where, params = _filter(run_ids, "s.run_id")
+    group_sql = "".join(f", {g} AS g{i}" for i, g in enumerate(groups))
+    sql = f"""SELECT s.method, s.backbone, s.dataset, s.rule{group_sql}, s.seed, avg(s.acc)
+              FROM scores s JOIN runs r ON r.run_id = s.run_id LEFT JOIN environments e ON e.run_id = s.run_id
+              WHERE (r.protocol IS NULL OR NOT list_contains(?, r.protocol)) AND {where}
+              GROUP BY ALL"""
+    out = []
+    for row in con.execute(sql, [list(PROMPT_PROTOCOLS), *params]).fetchall():
+        values = tuple("—" if v is None else str(v) for v in row[4:4 + len(groups)])
+        out.append((*row[:4], values, *row[4 + len(groups):]))
     return out
 
 

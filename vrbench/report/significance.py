@@ -1,0 +1,95 @@
+"""The statistics of the leaderboards, computed once per report from the seeds behind the cells.
+
+Each board gets (1) per cell, whether it is not significantly worse than its column's best mean
+(:func:`vrbench.stats.paired.mark_not_worse`, one numpy pass per board), and (2) a :class:`BoardSummary`: per row
+that covers every dataset of the board, the mean, median and IQM across datasets with stratified bootstrap
+intervals, and the average rank with the Friedman test and the Nemenyi critical difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from vrbench.report.model import Board, Row
+from vrbench.stats import BOOTSTRAP_REPS, BOOTSTRAP_SEED
+from vrbench.stats.bootstrap import Estimate, aggregate_estimates
+from vrbench.stats.paired import MARK_TEST, mark_not_worse
+from vrbench.stats.ranks import RankSummary, rank_summary
+
+Score = tuple[str, str, str, str, tuple[str, ...], int, float]  # vrbench.report.model.load_scores
+
+
+@dataclass(frozen=True)
+class RowAggregate:
+    label: str  # "method · backbone" plus any --group-by values
+    estimates: dict[str, Estimate]  # "mean", "median", "IQM"
+    average_rank: float | None  # None when ranks are not computed (fewer than 2 rows or datasets)
+
+
+@dataclass(frozen=True)
+class BoardSummary:
+    """Across datasets, for the rows that have every dataset of the board (others are counted in ``left_out``);
+    a board with fewer than two such rows has none."""
+
+    rows: list[RowAggregate]
+    ranks: RankSummary | None
+    left_out: int
+    n_datasets: int
+    seed: int = BOOTSTRAP_SEED
+    reps: int = BOOTSTRAP_REPS
+    test: str = MARK_TEST
+
+
+def row_label(row: Row) -> str:
+    return " · ".join((row.label, *row.groups))
+
+
+def score_array(board: Board, scores: list[Score]) -> np.ndarray:
+    """(rows, datasets, seeds) accuracies of one board, NaN where a row lacks that seed."""
+    row_index = {(r.method, r.backbone, r.groups): i for i, r in enumerate(board.rows)}
+    column_index = {d: j for j, d in enumerate(board.datasets)}
+    picked = [(row_index[(m, b, g)], column_index[d], seed, acc) for m, b, d, rule, g, seed, acc in scores
+              if rule == board.rule and (m, b, g) in row_index and d in column_index]
+    seeds = {seed: k for k, seed in enumerate(sorted({p[2] for p in picked}, key=lambda s: (s is None, s)))}
+    array = np.full((len(board.rows), len(board.datasets), max(1, len(seeds))), np.nan)
+    if picked:
+        rows, columns, seed_values, accs = zip(*picked, strict=True)
+        array[list(rows), list(columns), [seeds[s] for s in seed_values]] = accs
+    return array
+
+
+def annotate(boards: list[Board], scores: list[Score]) -> list[Board]:
+    """The boards with each cell's mark and each board's summary."""
+    out = []
+    for board in boards:
+        array = score_array(board, scores)
+        marks = mark_not_worse(array)
+        rows = []
+        for i, row in enumerate(board.rows):
+            cells = {d: replace(cell, not_worse=bool(marks.not_worse[i, board.datasets.index(d)]))
+                     for d, cell in row.cells.items()}
+            rows.append(Row(row.method, row.backbone, row.groups, cells))
+        board = Board(board.rule, board.caption, board.datasets, rows)
+        board.summary = summarize(board, array)
+        out.append(board)
+    return out
+
+
+def summarize(board: Board, array: np.ndarray) -> BoardSummary | None:
+    full = [i for i, row in enumerate(board.rows) if len(row.cells) == len(board.datasets)]
+    if len(full) < 2:
+        return None  # nothing to compare across datasets
+    aggregates, cache = [], {}
+    for i in full:
+        per_dataset = [values[~np.isnan(values)] for values in array[i]]
+        aggregates.append(aggregate_estimates(per_dataset, counts_cache=cache))
+    labels = [row_label(board.rows[i]) for i in full]
+    ranks = None
+    if len(full) >= 2 and len(board.datasets) >= 2:
+        means = np.array([[board.rows[i].cells[d].mean for d in board.datasets] for i in full])
+        ranks = rank_summary(labels, means)
+    rows = [RowAggregate(label, estimates, None if ranks is None else ranks.average_ranks[k])
+            for k, (label, estimates) in enumerate(zip(labels, aggregates, strict=True))]
+    return BoardSummary(rows, ranks, len(board.rows) - len(full), len(board.datasets))
