@@ -129,6 +129,8 @@ def run(
     wait: Annotated[bool, typer.Option("--wait", help="(slurm) follow the jobs to the end with the live display "
                                        "and index the results (default: return after submitting)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the expanded job table and exit")] = False,
+    tracker: Annotated[list[str] | None, typer.Option(help="also log each job to wandb or mlflow (repeatable; "
+                                                      "TensorBoard is always on; none: no tracker at all)")] = None,
 ) -> None:
     """Run every pending job of a suite, each in its own process, then index the results in DuckDB."""
     from vrbench.runner.display import RunDisplay
@@ -149,6 +151,7 @@ def run(
             return
         if not download:
             _preflight(loaded.jobs, results, data_root_from(data_root))
+        tracking = _tracking(loaded, tracker)
         from vrbench.runner.resources import Resources
 
         resources = {run_id: Resources(**values) for run_id, values in loaded.resources.items()}
@@ -162,7 +165,8 @@ def run(
                                       mem_gb=mem_gb, partition=partition)
             options = SlurmOptions(results=results, data_root=data_root_from(data_root), device=device.value,
                                    download=download, resources=cli_resources, array_parallelism=array_parallelism,
-                                   jobs_per_task=jobs_per_task, wait=wait, job_name=f"vrbench-{loaded.name}")
+                                   jobs_per_task=jobs_per_task, wait=wait, job_name=f"vrbench-{loaded.name}",
+                                   tracking=tracking)
             runner = SlurmRunner(loaded.jobs, options, resources=resources)
         else:
             from vrbench.runner.local import LocalRunner, RunOptions
@@ -173,7 +177,7 @@ def run(
                 raise ConfigError("--gpus and --device cpu contradict each other; drop one")
             options = RunOptions(results=results, data_root=data_root_from(data_root), device=device.value,
                                  slots=slots, threads=threads, gpus=gpu_list, download=download,
-                                 timeout_min=timeout_min, preload=preload)
+                                 timeout_min=timeout_min, preload=preload, tracking=tracking)
             runner = LocalRunner(loaded.jobs, options, resources=resources)
             console.print(f"suite [bold]{loaded.name}[/]: {len(loaded.jobs)} jobs -> {results}/runs on "
                           f"{len(runner.slots)} slot(s): " + "; ".join(s.label() for s in runner.slots),
@@ -210,6 +214,16 @@ def run(
     if summary.failed:
         console.print(f"[red]{len(summary.failed)} job(s) failed[/]; see `vrbench status {suite}`")
         raise typer.Exit(1)
+
+
+def _tracking(loaded, requested: list[str] | None) -> dict:
+    """The trackers each job logs to (suite's `tracker:` plus --tracker), with one warning per missing package."""
+    from vrbench.tracking import missing_packages, resolve_trackers
+
+    names = resolve_trackers(loaded.trackers, requested)
+    for line in missing_packages(names):
+        err_console.print(f"[yellow]warning:[/] {line}", highlight=False)
+    return {"trackers": names, "suite": loaded.name}
 
 
 def _stopped_by_full_disk(summary, results: Path) -> int:
