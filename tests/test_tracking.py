@@ -89,6 +89,8 @@ def test_every_job_writes_tensorboard_curves_and_hparams_by_default(tmp_path: Pa
     hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
     assert hparams["dataset"].string_value == "digits" and hparams["lr"].number_value == 0.01
     assert hparams["run_id"].string_value == directory.name
+    (events_file,) = directory.glob("events.out.tfevents.*")  # cost: bytes written, hparams once + 7 scalars/epoch
+    assert events_file.stat().st_size < 2048 + 3 * 400
     # the index reads the run as before: event files are neither read nor a problem
     scan = scan_runs(directory.parent)
     assert [r.run_id for r in scan.records] == [directory.name] and not scan.problems

@@ -392,6 +392,22 @@ class Listing(str, Enum):
     references = "references"
 
 
+@app.command()
+def doctor(
+    results: ResultsOpt = DEFAULT_RESULTS,
+    data_root: Annotated[Path | None, typer.Option(help="dataset root (default: $VRBENCH_DATA, else ./data)")] = None,
+    suite: Annotated[Path | None, typer.Option(help="also require this suite's datasets and weights")] = None,
+    min_free_gb: Annotated[float | None, typer.Option(min=0, help="free disk below which the results directory "
+                                                      "or the cache counts as full (default 2)")] = None,
+    gpu_check: Annotated[bool, typer.Option("--gpu-check", help="also run short jobs on each visible GPU: fp16 "
+                                            "against fp32, speed, memory, the CPU-only switches")] = False,
+) -> None:
+    """What this machine can run: versions, devices, disk, datasets, weights, Slurm, switches (exit 1: problems)."""
+    from vrbench.doctor import run_doctor
+
+    raise typer.Exit(run_doctor(console, results, data_root, suite, min_free_gb, gpu_check))
+
+
 @app.command("ls")
 def ls(what: Annotated[Listing, typer.Argument(help="what to list")],
        coverage: Annotated[bool, typer.Option("--coverage", help="references: per published table, how many "
