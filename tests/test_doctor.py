@@ -3,6 +3,7 @@ dataset a suite needs that is not here, an incomplete dataset), and the GPU self
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,21 @@ def test_a_full_results_disk_is_one_problem_line_with_its_fix(tmp_path: Path) ->
     assert "results directory" in problems[0] and "free some space there or choose another one with --results" \
         in problems[0]
     assert "decoded-image cache" in problems[1] and "VRBENCH_CACHE_DIR" in problems[1]
+
+
+def test_a_results_directory_on_a_really_full_filesystem_is_a_problem(tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True)
+    if mount.returncode != 0:
+        pytest.skip(f"this test may not mount a tmpfs: {mount.stderr.decode().strip()}")
+    try:  # 1 MiB free, below the default 2 GiB
+        code, out = screen(tmp_path, results=small / "results")
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True, timeout=60)
+    assert code == 1
+    (problem,) = out.split("problem(s):", 1)[1].strip().splitlines()
+    assert f"results directory {small}/results has" in problem and "free some space there" in problem
 
 
 def test_a_dataset_the_suite_needs_is_a_problem_and_an_incomplete_one_too(tmp_path: Path) -> None:

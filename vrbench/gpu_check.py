@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import os
 import tempfile
 import time
@@ -189,6 +190,7 @@ def _run(device: str, precision: str, input_name: str, config: CheckConfig, root
     job.timings = {}
     cuda = torch.device(device).type == "cuda"
     if cuda:
+        gc.collect()  # the previous job's tensors, so that this peak is this job's own
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     with _environment(**switches):
