@@ -96,6 +96,16 @@ def test_every_job_writes_tensorboard_curves_and_hparams_by_default(tmp_path: Pa
     assert [r.run_id for r in scan.records] == [directory.name] and not scan.problems
 
 
+def test_a_linear_probe_job_without_epochs_logs_its_hyperparameters_and_result(tmp_path: Path) -> None:
+    probe = """
+name: probe
+protocol: fewshot
+grid: {method: linear_probe_clip, backbone: clip_tiny, dataset: digits, shots: 1, seed: 1}
+"""
+    directory, result = run_tiny(tmp_path / "results", trackers=None, suite=probe)
+    assert tensorboard_scalars(directory)["result/final_acc"] == [(1, pytest.approx(result["final_acc"]))]
+
+
 def test_tracker_none_writes_no_event_file(tmp_path: Path) -> None:
     directory, _ = run_tiny(tmp_path / "results", trackers=[])
     assert not list(directory.glob("events.out.tfevents.*"))

@@ -193,9 +193,15 @@ def weights(d: Diagnosis, suite_backbones: list[str]) -> None:
     for info in BACKBONES:
         on_disk, where = weight_state(info)
         (cached if on_disk else absent).append(info.name)
-        if not on_disk and info.name in suite_backbones:
-            d.add("weights", info.name, "not on disk", problem=f"the suite needs the weights of {info.name}: fetch "
-                  f"them to {where} (docs/clip.md for CLIP, the first run downloads them where a network allows)")
+        if not on_disk and info.name in suite_backbones:  # as `vrbench run`'s pre-flight check judges them
+            offline = info.is_clip and os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes")
+            advice = f"the suite needs the weights of {info.name}, which are not in {where}"
+            if offline:
+                d.add("weights", info.name, "not on disk", problem=f"{advice} and HF_HUB_OFFLINE is set: see "
+                      "docs/clip.md (offline machines)")
+            else:
+                d.add("weights", info.name, "not on disk", note=f"{advice}: its first job downloads them (an offline "
+                      "machine needs them put there first)")
     d.add("weights", "on disk", ", ".join(cached) or "none")
     if absent:
         d.add("weights", "not on disk", ", ".join(absent), note="downloaded by the first job that needs them, where "
