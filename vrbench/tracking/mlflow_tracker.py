@@ -28,9 +28,12 @@ class MlflowTracker(Tracker):
             uri = (info.results_root / "mlruns").resolve().as_uri()
         self.client = MlflowClient(tracking_uri=uri)
         if isinstance(saved, str) and saved:
-            self.run_id = saved
-            self.client.update_run(saved, status="RUNNING")
-            return saved
+            try:
+                self.client.update_run(saved, status="RUNNING")
+                self.run_id = saved
+                return saved
+            except Exception:  # noqa: BLE001 - not in this store (MLFLOW_TRACKING_URI changed): start a new run
+                pass
         run = self.client.create_run(self._experiment(info.suite), run_name=info.label,
                                      tags={"vrbench.run_id": info.run_id, "vrbench.suite": info.suite,
                                            "vrbench.method": info.method})
