@@ -20,7 +20,7 @@ from vrbench.errors import ConfigError
 from vrbench.store.rundir import read_json, run_dir, write_config
 from vrbench.store.scan import scan_runs
 from vrbench.suite import parse_suite
-from vrbench.tracking import TRACKERS, RunInfo, Tracker, TrackerInfo, resolve_trackers
+from vrbench.tracking import TRACKERS, RunInfo, Tracker, TrackerInfo, missing_packages, resolve_trackers
 
 TINY = """
 name: tracked
@@ -206,6 +206,12 @@ def test_tracker_names_are_validated_in_suites_and_on_the_command_line(tmp_path:
     assert resolve_trackers(["wandb"], ["mlflow", "wandb"]) == ["tensorboard", "wandb", "mlflow"]
     assert resolve_trackers(None, None) == ["tensorboard"]
     assert resolve_trackers(["wandb"], ["none"]) == []
+    if "absent" not in TRACKERS:
+        TRACKERS.register("absent", TrackerInfo("absent", f"{__name__}:RaisingTracker", "no_such_module",
+                                                "pip install x"))
+    assert missing_packages(["tensorboard", "absent"]) == [
+        "the absent tracker needs the no_such_module package, which is not installed: jobs run without it "
+        "(pip install x)"]
     suite = tmp_path / "suite.yaml"
     suite.write_text(TINY)
     bad = run_cli("run", str(suite), "--results", str(tmp_path / "r"), "--tracker", "tensorbord", cwd=tmp_path)
