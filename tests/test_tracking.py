@@ -20,7 +20,16 @@ from vrbench.errors import ConfigError
 from vrbench.store.rundir import read_json, run_dir, write_config
 from vrbench.store.scan import scan_runs
 from vrbench.suite import parse_suite
-from vrbench.tracking import TRACKERS, RunInfo, Tracker, TrackerInfo, missing_packages, resolve_trackers
+from vrbench.tracking import (
+    TRACKERS,
+    RunInfo,
+    Tracker,
+    TrackerInfo,
+    missing_packages,
+    resolve_trackers,
+    start_tracking,
+    tracking_session,
+)
 
 TINY = """
 name: tracked
@@ -181,6 +190,25 @@ def test_an_mlflow_file_store_run_holds_the_jobs_config_and_metrics(tmp_path: Pa
     assert sorted((m.step, m.value) for m in history) == curve(directory, "test_acc")
     assert run.data.metrics["result/best_test_acc"] == pytest.approx(result["best_test_acc"])
     assert not list(directory.glob("events.out.tfevents.*"))  # only what was asked for
+
+
+def test_a_job_that_fails_closes_its_tracker_runs_as_failed(tmp_path: Path, monkeypatch) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (spec,) = parse_suite(TINY).jobs
+    results = tmp_path / "results"
+    directory = run_dir(results, spec.run_id)
+    write_config(directory, spec.run_id, spec.method, spec.config, {"trackers": ["tensorboard", "mlflow"],
+                                                                    "suite": "tracked"})
+    row = {"epoch": 1, "train_loss": 2.0, "train_acc": 10.0, "val_acc": None, "test_acc": 12.5, "lr": 0.01,
+           "seconds": 1.0}
+    with pytest.raises(FloatingPointError), tracking_session():  # as run_job wraps a job
+        start_tracking(directory, []).log_epoch(row)
+        raise FloatingPointError("the loss is nan at epoch 2")
+    client = mlflow.MlflowClient(tracking_uri=(results / "mlruns").as_uri())
+    run = client.get_run(read_json(directory / "tracking.json")["mlflow"])
+    assert run.info.status == "FAILED" and run.data.metrics["accuracy/test"] == 12.5
+    assert tensorboard_scalars(directory)["accuracy/test"] == [(1, 12.5)]  # the writer was closed, all flushed
 
 
 def test_a_tracker_that_fails_warns_once_and_leaves_the_result_untouched(tmp_path: Path, capsys, monkeypatch) -> None:
