@@ -217,7 +217,7 @@ def test_load_suite_missing_file_is_a_config_error(tmp_path: Path):
     [
         (BASE + "defautls: {epochs: 3}\n", "x.yaml:8: unknown top-level key 'defautls'.", "defaults",
          "Known top-level keys: defaults, description, grid, name, overrides, plugins, protocol, reference, requires, "
-         "resources."),
+         "resources, tracker."),
         (suite_text(extra="").replace("  backbone:", "  backbones:"), "x.yaml:5: unknown grid axis 'backbones'.",
          "backbone", "Known grid ax"),
         (BASE + "defaults:\n  lr: 0.1\n  epoch: 3\n", "x.yaml:10: unknown hyperparameter 'epoch'.", "epochs",

@@ -130,6 +130,8 @@ def run(
     wait: Annotated[bool, typer.Option("--wait", help="(slurm) follow the jobs to the end with the live display "
                                        "and index the results (default: return after submitting)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the expanded job table and exit")] = False,
+    tracker: Annotated[list[str] | None, typer.Option(help="also log each job to wandb or mlflow (repeatable; "
+                                                      "TensorBoard is always on; none: no tracker at all)")] = None,
 ) -> None:
     """Run every pending job of a suite, each in its own process, then index the results in DuckDB."""
     from vrbench.runner.display import RunDisplay
@@ -150,6 +152,7 @@ def run(
             return
         if not download:
             _preflight(loaded.jobs, results, data_root_from(data_root))
+        tracking = _tracking(loaded, tracker)
         from vrbench.runner.resources import Resources
 
         resources = {run_id: Resources(**values) for run_id, values in loaded.resources.items()}
@@ -163,7 +166,8 @@ def run(
                                       mem_gb=mem_gb, partition=partition)
             options = SlurmOptions(results=results, data_root=data_root_from(data_root), device=device.value,
                                    download=download, resources=cli_resources, array_parallelism=array_parallelism,
-                                   jobs_per_task=jobs_per_task, wait=wait, job_name=f"vrbench-{loaded.name}")
+                                   jobs_per_task=jobs_per_task, wait=wait, job_name=f"vrbench-{loaded.name}",
+                                   tracking=tracking)
             runner = SlurmRunner(loaded.jobs, options, resources=resources)
         else:
             from vrbench.runner.local import LocalRunner, RunOptions
@@ -174,7 +178,7 @@ def run(
                 raise ConfigError("--gpus and --device cpu contradict each other; drop one")
             options = RunOptions(results=results, data_root=data_root_from(data_root), device=device.value,
                                  slots=slots, threads=threads, gpus=gpu_list, download=download,
-                                 timeout_min=timeout_min, preload=preload)
+                                 timeout_min=timeout_min, preload=preload, tracking=tracking)
             runner = LocalRunner(loaded.jobs, options, resources=resources)
             console.print(f"suite [bold]{literal(loaded.name)}[/]: {len(loaded.jobs)} jobs -> {literal(results)}/runs "
                           f"on {len(runner.slots)} slot(s): " + "; ".join(s.label() for s in runner.slots),
@@ -212,6 +216,16 @@ def run(
     if summary.failed:
         console.print(f"[red]{len(summary.failed)} job(s) failed[/]; see `vrbench status {literal(suite)}`")
         raise typer.Exit(1)
+
+
+def _tracking(loaded, requested: list[str] | None) -> dict:
+    """The trackers each job logs to (suite's `tracker:` plus --tracker), with one warning per missing package."""
+    from vrbench.tracking import missing_packages, resolve_trackers
+
+    names = resolve_trackers(loaded.trackers, requested)
+    for line in missing_packages(names):
+        err_console.print(f"[yellow]warning:[/] {line}", highlight=False)
+    return {"trackers": names, "suite": loaded.name}
 
 
 def _stopped_by_full_disk(summary, results: Path) -> int:
@@ -417,6 +431,22 @@ class Listing(str, Enum):
     datasets = "datasets"
     suites = "suites"
     references = "references"
+
+
+@app.command()
+def doctor(
+    results: ResultsOpt = DEFAULT_RESULTS,
+    data_root: Annotated[Path | None, typer.Option(help="dataset root (default: $VRBENCH_DATA, else ./data)")] = None,
+    suite: Annotated[Path | None, typer.Option(help="also require this suite's datasets and weights")] = None,
+    min_free_gb: Annotated[float | None, typer.Option(min=0, help="free disk below which the results directory "
+                                                      "or the cache counts as full (default 2)")] = None,
+    gpu_check: Annotated[bool, typer.Option("--gpu-check", help="also run short jobs on each visible GPU: fp16 "
+                                            "against fp32, speed, memory, the CPU-only switches")] = False,
+) -> None:
+    """What this machine can run: versions, devices, disk, datasets, weights, Slurm, switches (exit 1: problems)."""
+    from vrbench.doctor import run_doctor
+
+    raise typer.Exit(run_doctor(console, results, data_root, suite, min_free_gb, gpu_check))
 
 
 @app.command("ls")

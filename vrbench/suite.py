@@ -38,7 +38,7 @@ PROMPT_AXES = ("method", "backbone", "dataset", "shots", "seed")
 MATCH_AXES = ("protocol", "input", "mapping", "method", "backbone", "dataset", "shots", "seed")
 SELECTION_RULES = ("final", "best_test", "best_val")
 TOP_LEVEL_KEYS = ("name", "description", "protocol", "grid", "defaults", "overrides", "reference", "resources",
-                  "plugins", "requires")
+                  "plugins", "requires", "tracker")
 
 # Hyperparameters every job has: name -> (expected type, default). Method-specific ones come from the
 # method catalogue. Defaults are the papers' (ILM-VP / BLM padding recipe, spec §3).
@@ -97,6 +97,7 @@ class Suite:
     reference: dict[str, Any] = field(default_factory=dict)
     # run_id -> what the job asks of a scheduler (`resources:`; not hashed, see vrbench.runner.resources)
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trackers: list[str] = field(default_factory=list)  # `tracker:` (wandb, mlflow; not hashed, vrbench.tracking)
 
 
 class _Locator:
@@ -228,7 +229,19 @@ def parse_suite(text: str, source: str = "<suite>", path: Path | None = None) ->
                     if _matches(combo, match):
                         resources[job.run_id].update(changes)
                 jobs.append(job)
-    return Suite(name, str(data.get("description", "")), path, protocol, jobs, reference, resources)
+    return Suite(name, str(data.get("description", "")), path, protocol, jobs, reference, resources,
+                 _parse_trackers(data.get("tracker"), loc))
+
+
+def _parse_trackers(value: Any, loc: _Locator) -> list[str]:
+    """`tracker: wandb` or `tracker: [wandb, mlflow]`: trackers besides TensorBoard (`none`: not even it)."""
+    from vrbench.tracking import NONE, TRACKERS
+
+    names = _as_list(value) if value is not None else []
+    for name in names:
+        if name != NONE and (not isinstance(name, str) or name not in TRACKERS):
+            raise loc.error(TRACKERS.unknown(name), "tracker")
+    return [str(name) for name in names]
 
 
 def _load_plugins(data: dict[str, Any], loc: _Locator, path: Path | None) -> None:

@@ -27,6 +27,7 @@ from vrbench.errors import ConfigError, ResultsError
 from vrbench.methods.base import ParamGroup
 from vrbench.methods.clip_catalog import CLIP_METHODS
 from vrbench.store.rundir import CONFIG, RESULT, atomic_write, atomic_write_json, read_json, write_result
+from vrbench.tracking import start_tracking
 
 PROMPTS = "prompts.pt"  # a training run's learned tensors, read by its evaluation jobs
 
@@ -196,6 +197,7 @@ class LinearProbeJob(ClipPromptJob):
         from vrbench.datasets import DATASETS
 
         self.build()
+        self.tracking = start_tracking(self.directory, [])  # no epochs: the hyperparameters and the result
         c = self.config
         self.progress.update(force=True, phase="features")
         info = DATASETS.get(c["dataset"])
@@ -228,6 +230,7 @@ class LinearProbeJob(ClipPromptJob):
         result["val_size"] = int(len(val_idx))
         result["trainable_params"] = int(train_x.shape[1] * len(self.data.test.classes) + len(self.data.test.classes))
         write_result(self.directory, result)
+        self.tracking.finish(result)
         return result
 
     def _features(self, images) -> tuple[np.ndarray, np.ndarray]:

@@ -50,6 +50,7 @@ from vrbench.store.rundir import (
     read_json,
     write_result,
 )
+from vrbench.tracking import start_tracking, tracking_session
 
 INFERENCE_BATCH = 128  # see Job.inference_batch
 
@@ -396,6 +397,7 @@ class Job:
         c = self.config
         epochs = c.get("epochs", 0)
         start = self.load_checkpoint()
+        self.tracking = start_tracking(self.directory, self.history)  # TensorBoard, W&B, MLflow (vrbench.tracking)
         if start == 0:
             tick = time.monotonic()
             self.first_start()
@@ -418,6 +420,7 @@ class Job:
                                  "seconds": round(time.monotonic() - tick, 3)})
             self.save_checkpoint(epoch + 1)
             self.write_metrics()
+            self.tracking.log_epoch(self.history[-1])
             self.progress.update(force=True, phase="epoch done", epoch=epoch + 1, test_acc=test_acc)
         if epochs == 0:  # nothing to train (zero-shot, evaluation jobs): one test of the model as built
             self.progress.update(force=True, phase="evaluate")
@@ -425,6 +428,7 @@ class Job:
         result = self.summarize()
         self.export()
         write_result(self.directory, result)  # the very last step: the job is now done
+        self.tracking.finish(result)
         return result
 
     def summarize(self) -> dict[str, Any]:
@@ -491,8 +495,9 @@ def run_job(directory: Path) -> dict[str, Any]:
     """Run the job in ``directory`` with the loop hooks of its method family (VR, or CLIP prompt learning)."""
     config = read_json(directory / CONFIG)["config"]
     check_job_sources(config)  # imports its local plugin modules; refuses a plugin version it was not planned with
-    if "method" in config:
-        from vrbench.engine.clip_job import clip_job_class
+    with tracking_session():  # a job that fails closes its trackers' runs as failed
+        if "method" in config:
+            from vrbench.engine.clip_job import clip_job_class
 
-        return clip_job_class(config)(directory).run()
-    return Job(directory).run()
+            return clip_job_class(config)(directory).run()
+        return Job(directory).run()

@@ -104,6 +104,7 @@ def _status_code(status: int) -> int:
 
 def serve() -> None:
     import torch  # the point of the server: this import is paid once
+    import torch.utils.tensorboard  # noqa: F401 - the default tracker's writer (vrbench.tracking), 0.15 s a job
 
     import vrbench.engine.loop  # noqa: F401
     import vrbench.worker  # noqa: F401

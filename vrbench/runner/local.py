@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -65,11 +65,12 @@ class RunOptions:
     # Fork workers from a process that imported torch once (forkserver.py). None: only for CPU slots, since a
     # GPU job is long enough not to notice two seconds, and a fork server must never have touched CUDA.
     preload: bool | None = None
+    tracking: dict[str, Any] = field(default_factory=dict)  # {"trackers": [...], "suite": name} (vrbench.tracking)
 
     def runtime(self, threads: int | None) -> dict[str, Any]:
         """The non-hashed part of config.json that the worker reads."""
         return {"data_root": str(Path(self.data_root).resolve()) if self.data_root else None,
-                "device": self.device, "threads": threads, "download": self.download}
+                "device": self.device, "threads": threads, "download": self.download, **self.tracking}
 
 
 @dataclass

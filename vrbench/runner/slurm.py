@@ -80,6 +80,7 @@ class SlurmOptions:
     wait: bool = False
     job_name: str = "vrbench"
     poll_seconds: float = 2.0  # how often --wait asks Slurm; progress files are read four times as often
+    tracking: dict[str, Any] = field(default_factory=dict)  # {"trackers": [...], "suite": name} (vrbench.tracking)
 
 
 @dataclass
@@ -314,7 +315,8 @@ class SlurmRunner:
             return None
         resources = self.resources_for(job)
         runtime = {"data_root": str(Path(self.options.data_root).resolve()) if self.options.data_root else None,
-                   "device": self.options.device, "threads": resources.cpus_per_job, "download": self.options.download}
+                   "device": self.options.device, "threads": resources.cpus_per_job, "download": self.options.download,
+                   **self.options.tracking}
         try:
             write_config(directory, job.run_id, job.method, job.config, runtime)
         except ResultsError as exc:

@@ -220,6 +220,9 @@ def _mirror(results_root: Path, db_path: Path) -> IngestStats:
                 stats.done = count
             elif status == "failed":
                 stats.failed = count
+        # Fold the write-ahead log into the file now (close would do it too), so that a disk too full for it is an
+        # error here, where the index is dropped, not a silent vrbench.duckdb.wal left behind by close().
+        con.execute("CHECKPOINT")
     finally:
         con.close()
     return stats
