@@ -88,6 +88,12 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class DryRunFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
 class Executor(str, Enum):
     local = "local"
     slurm = "slurm"
@@ -129,6 +135,11 @@ def run(
     wait: Annotated[bool, typer.Option("--wait", help="(slurm) follow the jobs to the end with the live display "
                                        "and index the results (default: return after submitting)")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the expanded job table and exit")] = False,
+    output: Annotated[DryRunFormat, typer.Option("--format", help="with --dry-run: table (large suites "
+                                                 "summarised), or csv / json (JSON Lines) streaming every job")
+                      ] = DryRunFormat.table,
+    ignore_memory_check: Annotated[bool, typer.Option("--ignore-memory-check", help="start jobs whose estimated "
+                                                      "memory exceeds this machine's")] = False,
 ) -> None:
     """Run every pending job of a suite, each in its own process, then index the results in DuckDB."""
     from vrbench.runner.display import RunDisplay
@@ -143,10 +154,18 @@ def run(
                               for name in misplaced)
             other = "slurm" if executor is Executor.local else "local"
             raise ConfigError(f"{flags} only apply to --executor {other}")
+        if output is not DryRunFormat.table and not dry_run:
+            raise ConfigError("--format csv|json goes with --dry-run")
         loaded = load_suite(suite)
         if dry_run:
-            _print_jobs(loaded.jobs, results, show_state=False, title=f"{loaded.name}: {len(loaded.jobs)} jobs")
+            from vrbench.runner.dryrun import print_dry_run
+
+            print_dry_run(loaded.jobs, f"{loaded.name}: {len(loaded.jobs)} jobs", output.value, console, err_console)
             return
+        if not ignore_memory_check and executor is Executor.local:
+            from vrbench.runner.memcheck import check_memory
+
+            check_memory(loaded.jobs, results, device.value)
         if not download:
             _preflight(loaded.jobs, results, data_root_from(data_root))
         from vrbench.runner.resources import Resources

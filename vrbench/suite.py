@@ -106,6 +106,8 @@ class _Locator:
         self.source = source
         self.protocol = "vr"  # the suite's protocol, the default of each grid
         self.requires_hint = ""  # unknown names: which of the suite's `requires:` packages are not installed
+        # (input, mapping, backbone, dataset) -> what every seed of that cell looks up alike (_cell_parts)
+        self.cells: dict[tuple[str, str, str, str], tuple] = {}
         try:
             self.root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError:
@@ -477,10 +479,10 @@ def _parse_resources(section: Any, loc: _Locator) -> tuple[dict[str, Any], list[
 
 def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any], loc: _Locator) -> JobSpec:
     """Fill defaults, keep only the settings this method reads, check feasibility, hash."""
-    input_info = INPUTS.get(combo["input"])
-    mapping_info = MAPPINGS.get(combo["mapping"])
-    backbone = BACKBONES.get(combo["backbone"])
-    dataset = DATASETS.get(combo["dataset"])
+    cell = (combo["input"], combo["mapping"], combo["backbone"], combo["dataset"])
+    if cell not in loc.cells:
+        loc.cells[cell] = _cell_parts(*cell)
+    input_info, mapping_info, backbone, dataset, revision, plugins = loc.cells[cell]
     label = "/".join(str(combo[axis]) for axis in AXES)
 
     config: dict[str, Any] = {"protocol": protocol, **combo}
@@ -498,10 +500,8 @@ def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any],
     if "canvas" in config and config["canvas"] is None:
         config["canvas"] = backbone.input_size
     config["versions"] = {"engine": ENGINE_VERSION, "input": input_info.version, "mapping": mapping_info.version}
-    if dataset.revision(backbone.resize) is not None:
-        config["versions"]["data"] = dataset.revision(backbone.resize)
-    plugins = job_record({"input": INPUTS.source(input_info.name), "mapping": MAPPINGS.source(mapping_info.name),
-                          "backbone": BACKBONES.source(backbone.name), "dataset": DATASETS.source(dataset.name)})
+    if revision is not None:
+        config["versions"]["data"] = revision
     if plugins:  # only plugin jobs carry the key, so built-in jobs keep the hashes they always had
         config["plugins"] = plugins
 
@@ -515,6 +515,16 @@ def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any],
     if config["val_fraction"] == 0:
         selection = [rule for rule in selection if rule != "best_val"]
     return make_job(config, selection, settings.get("label"))
+
+
+def _cell_parts(input_name: str, mapping_name: str, backbone_name: str, dataset_name: str) -> tuple:
+    """The registry entries of a grid cell, its dataset revision and its plugin record: the same for every seed,
+    so a 200,000-job grid looks them up once per cell rather than once per job."""
+    input_info, mapping_info = INPUTS.get(input_name), MAPPINGS.get(mapping_name)
+    backbone, dataset = BACKBONES.get(backbone_name), DATASETS.get(dataset_name)
+    plugins = job_record({"input": INPUTS.source(input_name), "mapping": MAPPINGS.source(mapping_name),
+                          "backbone": BACKBONES.source(backbone_name), "dataset": DATASETS.source(dataset_name)})
+    return input_info, mapping_info, backbone, dataset, dataset.revision(backbone.resize), plugins
 
 
 def _parse_reference(section: Any, loc: _Locator) -> dict[str, Any]:
