@@ -15,7 +15,16 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from vrbench.backbones.efficientnet_lite import load_efficientnet_lite
-from vrbench.engine.border import SHARE_ENV, Axis, SharedBorder, Span, differing_box, share_border, share_enabled
+from vrbench.engine.border import (
+    SHARE_ENV,
+    Axis,
+    SharedBorder,
+    Span,
+    check_sample,
+    differing_box,
+    share_border,
+    share_enabled,
+)
 from vrbench.engine.fusion import fuse_activations
 from vrbench.engine.speed import fold_batchnorm
 
@@ -122,6 +131,7 @@ def test_the_batch_runs_the_head_only_around_its_images(name: str, canvas: int, 
     model = _folded(_backbone(name), fuse=False)
     shared = share_border(copy.deepcopy(model))
     x = _padded(32, 32, canvas, torch.randn(1, 3, canvas, canvas)).contiguous(memory_format=torch.channels_last)
+    shared.plan(x)  # the plan and its one-time check (on 8 images) happen before: the cost counted is per batch
     flops = []
     for network in (model, shared):
         with torch.inference_mode(), FlopCounterMode(display=False) as counter:
@@ -187,6 +197,74 @@ def test_a_layer_read_wrong_is_caught_and_the_batch_runs_whole(caplog: pytest.Lo
         assert torch.equal(out, model(x))
     assert "differ from the whole computation" in caplog.text
     assert shared.plan(x) is None
+
+
+class _DownShiftConv(nn.Conv2d):
+    """Looks like a convolution but first moves its input 16 rows down (zeros come in at the top): not local, yet
+    exact on a crop wherever the rows it reads are zero, as around an image on ILM-VP's initial (zero) pattern."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (0, 0, 16, 0))[..., :-16, :])
+
+
+def test_a_misread_layer_is_caught_when_the_first_two_images_are_equal(caplog: pytest.LogCaptureFixture) -> None:
+    """The check looks at images that differ: with images 0 and 1 equal, a check on those two alone (as it was)
+    passed this plan, whose region misses the rows below the images that the shift fills from them."""
+
+    class ConvLeaves(torch.fx.Tracer):
+        def is_leaf_module(self, module: nn.Module, name: str) -> bool:
+            return isinstance(module, nn.Conv2d) or super().is_leaf_module(module, name)
+
+    torch.manual_seed(0)
+    network = _ShiftingNet().eval().requires_grad_(False)
+    network.stem = _DownShiftConv(3, 64, 3, padding=1)
+    model = torch.fx.GraphModule(network, ConvLeaves().trace(network))
+    shared = share_border(copy.deepcopy(model))
+    x = _padded(8, 8, 64, torch.zeros(1, 3, 64, 64))
+    x[1] = x[0]
+    x = x.contiguous(memory_format=torch.channels_last)
+    with caplog.at_level(logging.WARNING, logger="vrbench.engine.border"), torch.inference_mode():
+        assert torch.equal(shared(x), model(x))
+    assert "differ from the whole computation" in caplog.text and shared.plan(x) is None
+    assert check_sample(x[:2]) is None  # two equal images: nothing to check a plan on
+    assert check_sample(x) is not None
+
+
+@pytest.mark.parametrize("fuse", [False, True])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("where", [0, 1])
+def test_nan_and_inf_in_the_first_images_reach_the_logits_as_in_the_model(fuse: bool, bad: float,
+                                                                          where: int) -> None:
+    """A non-finite pixel in image 0 or 1 of a shape's first batch neither breaks the plan check (it raised
+    "atol must be ...") nor changes a number: every image's logits are the model's, NaN where the model's are."""
+    model = _folded(_backbone("efficientnet_lite0"), fuse)
+    shared = share_border(copy.deepcopy(model))
+    pattern = torch.randn(1, 3, 96, 96)
+    x = _padded(6, 32, 96, pattern)
+    x[where, 1, 40, 50] = bad  # inside the image box: the border stays common
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        ours, theirs = shared(x), model(x)
+    assert shared.plan(x) is not None and shared.batches_shared == 1  # the plan was checked on the finite images
+    assert torch.equal(ours.isnan(), theirs.isnan())
+    assert torch.equal(ours.nan_to_num(), theirs.nan_to_num())
+    if not fuse:  # plain kernels carry NaN (inf meets a ReLU's zero weights as NaN) through to the logits
+        assert theirs[where].isnan().all() and not theirs[1 - where].isnan().any()
+
+
+def test_a_batch_with_nothing_to_check_runs_whole_and_a_later_one_decides() -> None:
+    model = _folded(_backbone("efficientnet_lite0"), fuse=True)
+    shared = share_border(copy.deepcopy(model))
+    pattern = torch.randn(1, 3, 96, 96)
+    x = _padded(6, 32, 96, pattern)
+    x[:5, 0, 40, 40] = float("nan")  # one finite image left: no plan can be checked on it
+    x = x.contiguous(memory_format=torch.channels_last)
+    box = differing_box(x)
+    with torch.inference_mode():
+        assert torch.equal(shared(x).nan_to_num(), model(x).nan_to_num())
+    assert shared.batches_shared == 0 and shared._plans == {}  # not decided on a batch that could not check it
+    clean = _padded(6, 32, 96, pattern).contiguous(memory_format=torch.channels_last)
+    assert differing_box(clean) == box and shared.plan(clean) is not None
 
 
 def test_sharing_is_on_by_default_and_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:

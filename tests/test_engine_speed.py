@@ -163,7 +163,9 @@ def test_a_job_with_fused_activations_ends_with_the_same_numbers(tmp_path: Path,
     # without the shared border, whose head ends elsewhere in a fused graph (another order of sums)
     plain, fused = (_finished_job(tmp_path, grid, monkeypatch, fuse=fuse, share=False) for fuse in (False, True))
     assert (plain.fused_activations, fused.fused_activations, fused.frozen_chains) == (0, 33, 15)
-    assert read_json(fused.directory / ENV)["fused_activations"] == 33
+    (session,) = read_json(fused.directory / ENV)["sessions"]
+    assert session["fused_activations"] == 33 and session["fuse_activations"] == "on"
+    assert read_json(plain.directory / ENV)["levers"]["fuse_activations"] == "off"
     _assert_same_numbers(plain, fused)
 
 
@@ -176,8 +178,9 @@ def test_a_job_with_the_shared_border_ends_within_rounding_of_the_same_numbers(
     whole, shared = (_finished_job(tmp_path, grid, monkeypatch, share=share, epochs=1, canvas=96)
                      for share in (False, True))
     assert (whole.shared_border, shared.shared_border) == (False, True)
-    assert read_json(shared.directory / ENV)["shared_border"] is True
-    assert read_json(whole.directory / ENV)["shared_border"] is False
+    assert read_json(shared.directory / ENV)["levers"]["shared_border"] == "on"
+    assert read_json(shared.directory / ENV)["sessions"][0]["shared_border_batches"] > 0  # a plan ran
+    assert read_json(whole.directory / ENV)["levers"]["shared_border"] == "off"
     assert any(plan is not None for plan in shared.model._plans.values())  # the stages ran
     assert torch.equal(whole.mapping.mapping, shared.mapping.mapping)  # from the first pattern: logits equal
     for ours, theirs in zip(shared.history, whole.history, strict=True):  # within one image (100 train, 70 test)
@@ -196,4 +199,32 @@ def test_inputs_without_a_shared_pattern_run_the_backbone_whole(tmp_path: Path,
     grid = "{input: full, mapping: ilm, backbone: efficientnet_lite0, dataset: digits, seed: 0, set: {resolution: 48}}"
     job = _finished_job(tmp_path, grid, monkeypatch, epochs=1)
     assert not job.input.shared_pattern and not job.shared_border
-    assert read_json(job.directory / ENV)["shared_border"] is False
+    assert read_json(job.directory / ENV)["levers"]["shared_border"] == "off"
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_a_nan_pattern_fails_the_job_with_fused_and_plain_kernels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   fuse: bool) -> None:
+    """Fused kernels clamp NaN to numbers (tests/test_fusion.py), so the NaN guard looks where it enters: the
+    backbone's input. A NaN pattern stops training and evaluation alike, whichever kernels run (an inf one is
+    squashed by ILM-VP's sigmoid, as in the paper's code)."""
+    monkeypatch.setenv(FUSE_ENV, "1" if fuse else "0")
+    suite = parse_suite("""
+name: t
+grid: {input: padding, mapping: ilm, backbone: efficientnet_lite0, dataset: digits, seed: 0}
+defaults: {epochs: 1, batch_size: 32, subset: {train: 64, test: 40}, image_size: 32, canvas: 64}
+""")
+    (spec,) = suite.jobs
+    directory = run_dir(tmp_path / "results", spec.run_id)
+    write_config(directory, spec.run_id, spec.method, spec.config, {"device": "cpu", "threads": 2})
+    job = Job(directory)
+    job.build()
+    job.first_start()
+    job.epoch_start(0)  # ILM estimates its mapping here
+    assert (job.fused_activations > 0) is fuse
+    with torch.no_grad():
+        job.input.program[0, 0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"backbone's input holds NaN or inf .* at epoch 1, batch 1"):
+        job.train_epoch(0)
+    with pytest.raises(FloatingPointError, match="backbone's input holds NaN or inf"):
+        job.evaluate(job.splits.test)

@@ -114,3 +114,18 @@ def test_fusion_is_on_by_default_and_can_be_switched_off(monkeypatch: pytest.Mon
     assert fuse_enabled()
     monkeypatch.setenv(FUSE_ENV, "0")
     assert not fuse_enabled()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_fused_kernels_turn_nan_into_numbers_so_the_engine_guards_the_input(bad: float) -> None:
+    """oneDNN's ReLU/ReLU6 post-ops clamp NaN (max/min): the fused model returns numbers where the plain one returns
+    NaN. That is why the loop checks the backbone's input (where NaN enters: tests/test_engine_speed.py) instead of
+    relying on NaN logits tripping the loss guard."""
+    torch.manual_seed(0)
+    plain, fused, _ = _fused_pair(load_efficientnet_lite("efficientnet_lite0"))
+    x = torch.rand(2, 3, 64, 64).contiguous(memory_format=torch.channels_last)
+    x[0, :, :8, :8] = bad  # a non-finite pattern corner on image 0
+    with torch.no_grad():
+        theirs, ours = plain(x), fused(x)
+    assert theirs[0].isnan().all() and torch.isfinite(ours[0]).all()
+    assert torch.equal(theirs[1], ours[1])  # finite images: bit for bit as before

@@ -255,6 +255,48 @@ def test_suite_plugins_module_that_fails_to_import_names_it(tmp_path: Path) -> N
     assert "plugin module 'bad_lab' failed to import: RuntimeError: half-written plugin" in out.stderr
 
 
+@pytest.mark.parametrize("ending", ["sys.exit(3)", "sys.exit(0)", "raise GeneratorExit('odd')"])
+def test_a_plugin_that_exits_at_import_is_reported_and_builtins_still_work(tmp_path: Path, ending: str) -> None:
+    """sys.exit() (or another BaseException) in a plugin's import used to end `ls` and `run` silently with its exit
+    code; now it is a failure like any other: one warning, the built-ins listed and runnable."""
+    site = tmp_path / "site"
+    make_dist(site, "exiting-vr", "0.2", {"vrbench.mappings": {"exitmap": "exiting_vr:MAP"}},
+              {"exiting_vr/__init__.py": f"import sys\n{ending}\n"})
+    listing = vrbench("ls", "methods", sites=(site,))
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stderr.count("exiting-vr 0.2 failed to load") == 1
+    reason = ("it raised GeneratorExit while being imported: odd" if "Generator" in ending
+              else f"it called {ending} while being imported")
+    assert f"PluginExitError: {reason}" in listing.stderr
+    assert " ilm " in listing.stdout
+    dry = vrbench("run", str(SMOKE), "--dry-run", sites=(site,))
+    assert dry.returncode == 0 and BUILTIN_SMOKE_ID in dry.stdout
+    (tmp_path / "exiting_lab.py").write_text(f"import sys\n{ending}\n")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(VR_SUITE.format(extra="plugins: [exiting_lab]", mapping="ilm"))
+    out = vrbench("run", str(suite), "--dry-run")
+    assert out.returncode == 2
+    assert "plugin module 'exiting_lab' failed to import: PluginExitError" in out.stderr
+
+
+def test_a_plugin_that_prints_at_import_leaves_stdout_to_the_command(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    make_dist(site, "chatty-maps", "1.0", {"vrbench.mappings": {"chattymap": "chatty_maps:ENTRY"}},
+              {"chatty_maps/__init__.py": "print('hello from chatty-maps')\n"
+               + MAPPING_META.format(name="chattymap", description="a chatty mapping")})
+    (tmp_path / "chatty_lab.py").write_text("print('hello from chatty_lab')\n")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(VR_SUITE.format(extra="plugins: [chatty_lab]", mapping="chattymap"))
+    for args in (("ls", "methods"), ("run", str(suite), "--dry-run"), ("run", str(suite), "--dry-run", "--format",
+                                                                       "json")):
+        out = vrbench(*args, sites=(site,))
+        assert out.returncode == 0, out.stderr
+        assert "hello from" not in out.stdout and "hello from chatty-maps" in out.stderr
+    assert "hello from chatty_lab" in out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]  # JSON lines, nothing else
+    assert {row["mapping"] for row in rows if "mapping" in row} == {"ilm", "chattymap"}
+
+
 # ------------------------------------------------------------------------------------- the example plugin
 
 

@@ -463,3 +463,33 @@ def test_an_empty_subset_is_the_same_job_as_no_subset():
 def test_a_duplicate_key_is_rejected():
     message = config_error(BASE + "defaults: {epochs: 3}\ndefaults: {lr: 0.1}\n")
     assert "x.yaml:9:" in message and "defaults" in message
+
+
+# ------------------------------------------------------------------------------------------- numeric ranges
+
+
+@pytest.mark.parametrize(("setting", "expected"), [
+    ("gamma: -1", "gamma must be in (0, 1], got -1.0"),  # the learning rate would turn negative
+    ("gamma: 0", "gamma must be in (0, 1], got 0.0"),
+    ("momentum: 1", "momentum must be in [0, 1), got 1.0"),
+    ("weight_decay: -0.1", "weight_decay must be at least 0, got -0.1"),
+    ("canvas: 0", "canvas must be at least 1, got 0"),
+    ("topk_ratio: 1.5", "topk_ratio must be in (0, 1], got 1.5"),
+    ("mask_channels: 4", "mask_channels must be in [1, 3], got 4"),
+    ("crop_margin: -3", "crop_margin must be at least 0, got -3"),
+    ("warmup_lr: 0", "warmup_lr must be positive, got 0.0"),
+    ("gpa_std: -1", "gpa_std must be positive, got -1.0"),
+])
+def test_numeric_settings_out_of_range_name_the_setting_file_and_line(setting: str, expected: str) -> None:
+    message = config_error(BASE + f"overrides:\n  - match: {{dataset: digits}}\n    set: {{{setting}}}\n")
+    assert message == f"x.yaml:{BASE.count(chr(10)) + 3}: {expected}"  # the line of the `set:` holding it
+
+
+def test_every_numeric_setting_has_a_range_that_its_default_holds() -> None:
+    from vrbench.suite import RANGES, known_params
+
+    known = known_params()
+    numeric = {k for k, v in known.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert numeric <= set(RANGES) and set(RANGES) <= set(known)
+    assert all(RANGES[k].holds(known[k]) for k in numeric)
+    assert parse(BASE + "defaults: {gamma: 1, momentum: 0, canvas: 100000}\n").jobs[0].config["canvas"] == 100000

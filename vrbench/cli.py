@@ -89,6 +89,12 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class DryRunFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
 class Executor(str, Enum):
     local = "local"
     slurm = "slurm"
@@ -132,6 +138,11 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the expanded job table and exit")] = False,
     tracker: Annotated[list[str] | None, typer.Option(help="also log each job to wandb or mlflow (repeatable; "
                                                       "TensorBoard is always on; none: no tracker at all)")] = None,
+    output: Annotated[DryRunFormat, typer.Option("--format", help="with --dry-run: table (large suites "
+                                                 "summarised), or csv / json (JSON Lines) streaming every job")
+                      ] = DryRunFormat.table,
+    ignore_memory_check: Annotated[bool, typer.Option("--ignore-memory-check", help="start jobs whose estimated "
+                                                      "memory exceeds this machine's")] = False,
 ) -> None:
     """Run every pending job of a suite, each in its own process, then index the results in DuckDB."""
     from vrbench.runner.display import RunDisplay
@@ -146,10 +157,18 @@ def run(
                               for name in misplaced)
             other = "slurm" if executor is Executor.local else "local"
             raise ConfigError(f"{flags} only apply to --executor {other}")
+        if output is not DryRunFormat.table and not dry_run:
+            raise ConfigError("--format csv|json goes with --dry-run")
         loaded = load_suite(suite)
         if dry_run:
-            _print_jobs(loaded.jobs, results, show_state=False, title=f"{loaded.name}: {len(loaded.jobs)} jobs")
+            from vrbench.runner.dryrun import print_dry_run
+
+            print_dry_run(loaded.jobs, f"{loaded.name}: {len(loaded.jobs)} jobs", output.value, console, err_console)
             return
+        if not ignore_memory_check and executor is Executor.local:
+            from vrbench.runner.memcheck import check_memory
+
+            check_memory(loaded.jobs, results, device.value)
         if not download:
             _preflight(loaded.jobs, results, data_root_from(data_root))
         tracking = _tracking(loaded, tracker)
@@ -268,12 +287,12 @@ def status(
 
     try:
         loaded = load_suite(suite)
-        _print_jobs(loaded.jobs, results, show_state=True, title=f"{loaded.name}: {len(loaded.jobs)} jobs")
+        _print_status(loaded.jobs, results, f"{loaded.name}: {len(loaded.jobs)} jobs")
     except VrbenchError as exc:  # e.g. a run directory that is a symbolic link
         raise _fail(exc) from None
 
 
-def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
+def _print_status(jobs, results: Path, title: str) -> None:
     from collections import Counter
 
     from vrbench.runner.local import describe_states
@@ -282,22 +301,12 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
     table.add_column("run_id", no_wrap=True)
     for column in ("method", "backbone", "dataset", "seed", "epochs", "lr", "batch"):
         table.add_column(column)
-    if show_state:
-        table.add_column("status", no_wrap=True)
-        table.add_column("detail", overflow="fold")
-    else:
-        from vrbench.cost import ASSUMED_TMACS_PER_SECOND, gpu_hours, job_tmacs
-        from vrbench.datasets.space import human_bytes
-        from vrbench.footprint import suite_footprint
-
-        footprint = suite_footprint([job.config for job in jobs])
-        for column in ("est. TMAC", "host mem", "cache disk", "GPU mem (CUDA)"):
-            table.add_column(column, justify="right")
-    total = 0.0
+    table.add_column("status", no_wrap=True)
+    table.add_column("detail", overflow="fold")
     counts: Counter[str] = Counter()
     colours = {"done": "green", "failed": "red", "running": "cyan", "queued": "blue", "stale": "yellow",
                "corrupt": "red"}
-    for index, (job, state) in enumerate(describe_states(jobs, results)):
+    for job, state in describe_states(jobs, results):
         c = job.config
         dataset = c["dataset"] + (f" ({c['subsample']})" if c.get("subsample") not in (None, "all") else "")
         if c.get("shots"):
@@ -305,27 +314,12 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
         row = [literal(cell) for cell in (job.run_id, job.method, c["backbone"], dataset, c["seed"],
                                           c.get("epochs", 0), f"{c['lr']:g}" if "lr" in c else "-",
                                           c.get("batch_size", "-"))]
-        if show_state:
-            counts[state.status] += 1
-            colour = colours.get(state.status, "white")
-            row += [f"[{colour}]{literal(state.status)}[/]", literal(state.detail)]
-        else:
-            cost = job_tmacs(c)
-            total += cost
-            needs = footprint.jobs[index]
-            row += [f"{cost:,.0f}" if cost >= 10 else f"{cost:.2f}", human_bytes(needs.host),
-                    human_bytes(needs.cache_bytes) if needs.cache else "-", human_bytes(needs.gpu)]
+        counts[state.status] += 1
+        colour = colours.get(state.status, "white")
+        row += [f"[{colour}]{literal(state.status)}[/]", literal(state.detail)]
         table.add_row(*row)
     console.print(table)
-    if not show_state:
-        console.print(f"{len(jobs)} jobs, estimated {total:,.1f} TMAC in all: about {gpu_hours(total):,.1f} GPU-hours "
-                      f"at an assumed {ASSUMED_TMACS_PER_SECOND:g} TMAC/s (see vrbench/cost.py)", highlight=False)
-        console.print(f"estimated needs (vrbench/footprint.py; docs/cluster.md picks --slots from them): decoded-image "
-                      f"cache {human_bytes(footprint.cache_bytes)} on disk in all (shared entries counted once); "
-                      f"per job at most {human_bytes(footprint.peak_host)} host memory and "
-                      f"{human_bytes(footprint.peak_gpu)} GPU memory on CUDA", highlight=False)
-    if show_state:
-        console.print("  ".join(f"{name}: {count}" for name, count in sorted(counts.items())))
+    console.print("  ".join(f"{name}: {count}" for name, count in sorted(counts.items())))
 
 
 class Format(str, Enum):

@@ -15,13 +15,14 @@ into the hash of each job that uses it (``config["plugins"]``), so a changed plu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.metadata as metadata
 import importlib.util
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,7 @@ def discover() -> None:
             seen.add((entry.group, entry.name, package))
             registry = registries[entry.group]
             try:
-                info = entry.load()
+                info = guarded_import(entry.load)
                 _check_entry(registry, entry.name, info)
             except PluginConflictError:
                 raise
@@ -112,6 +113,26 @@ def discover() -> None:
         raise
     finally:
         _state.running = False
+
+
+class PluginExitError(RuntimeError):
+    """A plugin module ended the process (sys.exit, os._exit aside) or raised another BaseException at import."""
+
+
+def guarded_import(load: Callable[[], Any]) -> Any:
+    """Import plugin code as an ordinary, reportable failure: SystemExit and the other BaseExceptions (but
+    KeyboardInterrupt) become PluginExitError, so `ls` and `run` warn and go on with the built-ins instead of
+    ending silently with the plugin's exit code; and whatever it prints goes to stderr, so that stdout stays the
+    command's own output (tables, `--dry-run --format csv|json`)."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return load()
+    except (Exception, KeyboardInterrupt):
+        raise
+    except SystemExit as exc:
+        raise PluginExitError(f"it called sys.exit({exc.code!r}) while being imported") from None
+    except BaseException as exc:  # noqa: BLE001 - e.g. GeneratorExit or a custom BaseException subclass
+        raise PluginExitError(f"it raised {type(exc).__name__} while being imported: {exc}") from None
 
 
 def _check_entry(registry: Registry, name: str, info: Any) -> None:
@@ -174,7 +195,7 @@ def import_local(name: str, search: Path | None = None) -> None:
     source = Source(module=name, version=module_digest(name), where=f"module {name}")
     previous, _state.local_source = _state.local_source, source
     try:
-        importlib.import_module(name)
+        guarded_import(lambda: importlib.import_module(name))
     except PluginConflictError:
         raise
     except Exception as exc:  # noqa: BLE001 - the suite names it: the user must see why it fails

@@ -60,6 +60,50 @@ METHOD_PARAM_KINDS: dict[str, str] = {
     "text_templates": "choice:ilm81,single", "optimizer": "choice:adam,sgd",
     "lr_schedule": "choice:cosine_iter,warmup_cosine", **PROMPT_PARAM_KINDS,
 }
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting may take: low/high bounds (None: unbounded), each inclusive or not."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        if self.high is None:
+            return "positive" if (self.low, self.low_open) == (0, True) else f"at least {self.low:g}"
+        return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}")
+
+
+AT_LEAST_1, AT_LEAST_0, POSITIVE = Range(1), Range(0), Range(0, low_open=True)
+# Every numeric setting's allowed values, checked where a suite sets it (defaults, an override's or a grid's `set`)
+# so the error names the file and line; the built-in defaults hold them by construction. A plugin's own settings
+# are only checked for their type. Method-specific rules beyond a range (SMM's mask_layers 5 or 6, a depth within
+# the tower, patch_size dividing the resolution) stay with the method.
+RANGES: dict[str, Range] = {
+    "epochs": AT_LEAST_1, "batch_size": AT_LEAST_1, "test_batch_size": AT_LEAST_1, "warmup_epochs": AT_LEAST_0,
+    "lr": POSITIVE, "head_lr": POSITIVE, "mask_lr": POSITIVE, "ft_lr": POSITIVE, "warmup_lr": POSITIVE,
+    "gamma": Range(0, 1, low_open=True), "mask_gamma": Range(0, 1, low_open=True),  # decay factors of the lr
+    "momentum": Range(0, 1, high_open=True), "weight_decay": AT_LEAST_0,
+    "val_fraction": Range(0, 1, high_open=True), "topk_ratio": Range(0, 1, low_open=True),
+    "image_size": AT_LEAST_1, "canvas": AT_LEAST_1, "resolution": AT_LEAST_1, "frame": AT_LEAST_1,
+    "crop_margin": AT_LEAST_0, "patch_size": AT_LEAST_1, "mask_layers": AT_LEAST_1, "mask_channels": Range(1, 3),
+    "mapping_interval": AT_LEAST_1, "lap": AT_LEAST_0, "lora_rank": AT_LEAST_1, "lora_alpha": AT_LEAST_1,
+    "n_ctx": AT_LEAST_1, "n_ctx_text": AT_LEAST_1, "n_ctx_vision": AT_LEAST_1,
+    "depth": AT_LEAST_1, "depth_text": AT_LEAST_1, "depth_vision": AT_LEAST_1, "num_steps": AT_LEAST_1,
+    "gpa_mean": AT_LEAST_0, "gpa_std": POSITIVE,
+    "n_prompts": Range(2), "prompt_batch": Range(2),  # ProDA: a Gaussian needs two prompts (the class checks <= K)
+    "image_loss_weight": AT_LEAST_0, "text_loss_weight": AT_LEAST_0, "kl_loss_weight": AT_LEAST_0,
+}
+
+
 # Settings that choose what a report shows, not what a job computes: kept out of the job hash.
 REPORT_PARAMS: dict[str, tuple[str, Any]] = {
     "selection": ("rules", ["final", "best_test", "best_val"]),
@@ -107,6 +151,8 @@ class _Locator:
         self.source = source
         self.protocol = "vr"  # the suite's protocol, the default of each grid
         self.requires_hint = ""  # unknown names: which of the suite's `requires:` packages are not installed
+        # (input, mapping, backbone, dataset) -> what every seed of that cell looks up alike (_cell_parts)
+        self.cells: dict[tuple[str, str, str, str], tuple] = {}
         try:
             self.root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError:
@@ -359,6 +405,9 @@ def _parse_settings(settings: Any, loc: _Locator, path: tuple) -> dict[str, Any]
     for key, value in settings.items():
         kind = types.get(key) or _kind_of_default(known[key])
         checked[key] = _check_type(key, value, kind, loc, (*path, key))
+        allowed = RANGES.get(key)
+        if allowed is not None and checked[key] is not None and not allowed.holds(checked[key]):
+            raise loc.error(f"{key} must be {allowed.describe()}, got {checked[key]!r}", *path, key)
     return checked
 
 
@@ -490,10 +539,10 @@ def _parse_resources(section: Any, loc: _Locator) -> tuple[dict[str, Any], list[
 
 def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any], loc: _Locator) -> JobSpec:
     """Fill defaults, keep only the settings this method reads, check feasibility, hash."""
-    input_info = INPUTS.get(combo["input"])
-    mapping_info = MAPPINGS.get(combo["mapping"])
-    backbone = BACKBONES.get(combo["backbone"])
-    dataset = DATASETS.get(combo["dataset"])
+    cell = (combo["input"], combo["mapping"], combo["backbone"], combo["dataset"])
+    if cell not in loc.cells:
+        loc.cells[cell] = _cell_parts(*cell)
+    input_info, mapping_info, backbone, dataset, revision, plugins = loc.cells[cell]
     label = "/".join(str(combo[axis]) for axis in AXES)
 
     config: dict[str, Any] = {"protocol": protocol, **combo}
@@ -511,10 +560,8 @@ def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any],
     if "canvas" in config and config["canvas"] is None:
         config["canvas"] = backbone.input_size
     config["versions"] = {"engine": ENGINE_VERSION, "input": input_info.version, "mapping": mapping_info.version}
-    if dataset.revision(backbone.resize) is not None:
-        config["versions"]["data"] = dataset.revision(backbone.resize)
-    plugins = job_record({"input": INPUTS.source(input_info.name), "mapping": MAPPINGS.source(mapping_info.name),
-                          "backbone": BACKBONES.source(backbone.name), "dataset": DATASETS.source(dataset.name)})
+    if revision is not None:
+        config["versions"]["data"] = revision
     if plugins:  # only plugin jobs carry the key, so built-in jobs keep the hashes they always had
         config["plugins"] = plugins
 
@@ -528,6 +575,16 @@ def _resolve_job(protocol: str, combo: dict[str, Any], settings: dict[str, Any],
     if config["val_fraction"] == 0:
         selection = [rule for rule in selection if rule != "best_val"]
     return make_job(config, selection, settings.get("label"))
+
+
+def _cell_parts(input_name: str, mapping_name: str, backbone_name: str, dataset_name: str) -> tuple:
+    """The registry entries of a grid cell, its dataset revision and its plugin record: the same for every seed,
+    so a 200,000-job grid looks them up once per cell rather than once per job."""
+    input_info, mapping_info = INPUTS.get(input_name), MAPPINGS.get(mapping_name)
+    backbone, dataset = BACKBONES.get(backbone_name), DATASETS.get(dataset_name)
+    plugins = job_record({"input": INPUTS.source(input_name), "mapping": MAPPINGS.source(mapping_name),
+                          "backbone": BACKBONES.source(backbone_name), "dataset": DATASETS.source(dataset_name)})
+    return input_info, mapping_info, backbone, dataset, dataset.revision(backbone.resize), plugins
 
 
 def _parse_reference(section: Any, loc: _Locator) -> dict[str, Any]:
@@ -603,29 +660,13 @@ def _infeasible(config: dict[str, Any], mapping_info, backbone, dataset) -> list
     canvas = config.get("canvas")
     if canvas is not None and canvas < config["image_size"]:
         problems.append(f"canvas {canvas} is smaller than image_size {config['image_size']}")
-    for key in ("epochs", "batch_size", "image_size", "resolution", "frame", "patch_size", "lora_rank",
-                "lora_alpha"):
-        if config.get(key) is not None and config[key] < 1:
-            problems.append(f"{key} must be at least 1")
     if config.get("input") == "lora" and backbone.family != "vit":
         vits = ", ".join(b.name for b in BACKBONES if b.family == "vit")
         problems.append(f"input 'lora' adapts a ViT's attention projections; backbone '{backbone.name}' is not "
                         f"one ({vits})")
-    if config.get("crop_margin") is not None and config["crop_margin"] < 0:
-        problems.append("crop_margin must be >= 0")
     resolution = config.get("resolution") or backbone.input_size
     if "patch_size" in config and resolution % config["patch_size"]:
         problems.append(f"resolution {resolution} is not a multiple of SMM's patch_size {config['patch_size']}")
-    if config["lr"] <= 0:
-        problems.append("lr must be positive")
-    if "mapping_interval" in config and config["mapping_interval"] < 1:
-        problems.append("mapping_interval must be at least 1 (re-estimate every N epochs)")
-    if "lap" in config and config["lap"] < 0:
-        problems.append("lap (the Laplace term) must be >= 0")
-    if "topk_ratio" in config and not 0 < config["topk_ratio"] <= 1:
-        problems.append("topk_ratio must be in (0, 1]")
-    if not 0 <= config["val_fraction"] < 1:
-        problems.append(f"val_fraction must be in [0, 1), got {config['val_fraction']}")
     subset = config["subset"] or {}
     for split, available in (("train", dataset.train_size), ("test", dataset.test_size)):
         if subset.get(split) is not None and subset[split] > available:

@@ -32,9 +32,12 @@ fused and an unfused graph, so VRBENCH_FUSE_ACTIVATIONS still changes no number.
 (a plain stack of layers) gets no plan. What a head may contain: convolutions (with their own padding rule, as
 Lite's TF 'same', through ``conv_arguments``), the fused convolutions and chains of engine/fusion.py, max and
 average pooling, eval-mode BatchNorm, pointwise activations, sums and products of feature maps. Anything else ends
-the head. Each new plan is checked once against the whole computation on the batch's first two images; a plan that
-disagrees (a layer whose geometry this module misreads) is dropped with a warning and inputs of that shape run
-whole.
+the head. Each new plan is checked once against the whole computation on the batch's finite images (`check_sample`:
+up to eight, not all equal, so a misread region shows; NaN and inf images are left out, since they make either
+side non-finite wherever they reach); a plan that disagrees (a layer whose geometry this module misreads) is
+dropped with a warning and inputs of that shape run whole. A batch with nothing to check on runs whole and the
+plan is decided on a later batch. The check costs two no-grad passes of the head on eight images, once per batch
+shape and box.
 """
 
 from __future__ import annotations
@@ -358,8 +361,26 @@ class Plan:
         # float32 agrees to 1e-4 (bit for bit in the tests); under a GPU's fp16/bf16 autocast each path rounds on its
         # own, while a misread layer is off by the size of the values themselves
         tolerance = 1e-4 if whole.dtype == torch.float32 else 1e-2
-        scale = float(whole.abs().max().clamp(min=1e-12))
-        return bool(torch.allclose(staged.float(), whole.float(), rtol=tolerance, atol=tolerance * scale))
+        finite = whole[whole.isfinite()]  # an overflow to inf must not make the tolerance inf or NaN
+        scale = float(finite.abs().max().clamp(min=1e-12)) if finite.numel() else 1e-12
+        return bool(torch.allclose(staged.float(), whole.float(), rtol=tolerance, atol=tolerance * scale,
+                                   equal_nan=True))
+
+
+CHECK_IMAGES = 8  # images a plan is checked on: the one-time check costs 2 x 8 images of the head
+
+
+def check_sample(x: torch.Tensor) -> torch.Tensor | None:
+    """The images a new plan is checked on: the batch's first CHECK_IMAGES finite ones, provided they are not all
+    equal (images equal to the first would hide a misread region, whose positions keep the first image's values;
+    if the first ones are, all the finite ones); None when no two finite images differ."""
+    with torch.no_grad():
+        finite = x.isfinite().flatten(1).all(dim=1)
+        candidates = x if bool(finite.all()) else x[finite]
+        sample = candidates[:CHECK_IMAGES]
+        if differing_box(sample) is None:
+            sample = candidates
+    return sample if differing_box(sample) is not None else None
 
 
 def differing_box(x: torch.Tensor) -> tuple[int, int, int, int] | None:
@@ -410,6 +431,9 @@ def choose_stages(layout: Layout, box: tuple[int, int, int, int], batch: int) ->
     return stages
 
 
+_UNCHECKED = object()  # _make_plan: a plan was chosen but the batch had nothing to check it on
+
+
 class SharedBorder(nn.Module):
     """`model` (a torch.fx GraphModule) with its head computed once for the border a batch has in common."""
 
@@ -419,10 +443,14 @@ class SharedBorder(nn.Module):
         self._layouts: dict[tuple[int, ...], Layout] = {}
         self._modules_of: dict[tuple[int, int | None], torch.fx.GraphModule] = {}
         self._plans: dict[tuple, Plan | None] = {}
+        self.batches_shared = 0  # batches that ran through a plan: env.json records whether sharing happened
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         plan = self.plan(x)
-        return self.model(x) if plan is None else plan(x)
+        if plan is None:
+            return self.model(x)
+        self.batches_shared += 1
+        return plan(x)
 
     def plan(self, x: torch.Tensor) -> Plan | None:
         """The plan for this batch (cached by its shape and box), None to run the whole model."""
@@ -431,7 +459,10 @@ class SharedBorder(nn.Module):
             return None
         key = (tuple(x.shape), box)
         if key not in self._plans:
-            self._plans[key] = self._make_plan(x, box)
+            plan = self._make_plan(x, box)
+            if plan is _UNCHECKED:  # no two finite, differing images here: run whole, decide on a later batch
+                return None
+            self._plans[key] = plan
         return self._plans[key]
 
     def _module(self, after: int, until: int | None) -> torch.fx.GraphModule:
@@ -441,7 +472,7 @@ class SharedBorder(nn.Module):
                                                         None if until is None else nodes[until])
         return self._modules_of[(after, until)]
 
-    def _make_plan(self, x: torch.Tensor, box: tuple[int, int, int, int]) -> Plan | None:
+    def _make_plan(self, x: torch.Tensor, box: tuple[int, int, int, int]) -> Plan | None | object:
         shape = tuple(x.shape[1:])
         if shape not in self._layouts:
             self._layouts[shape] = Layout(self.model, *shape)
@@ -451,8 +482,11 @@ class SharedBorder(nn.Module):
             return None
         stages = [Stage(self._module(start, end), rows, cols) for start, end, rows, cols in chosen]
         last = chosen[-1][1]
+        sample = check_sample(x)
+        if sample is None:
+            return _UNCHECKED
         plan = Plan(stages, self._module(0, last), self._module(last, None), layout.nodes[last].name)
-        if plan.agrees(x[:2]):
+        if plan.agrees(sample):
             return plan
         log.warning("shared border: the staged features up to %s differ from the whole computation; "
                     "inputs of this shape run the whole network", plan.cut)

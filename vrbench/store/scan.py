@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vrbench.engine.levers import LEVERS, STATES
 from vrbench.store import validate
 from vrbench.store.rundir import CONFIG, ENV, ERROR, METRICS, RESULT
 from vrbench.store.schema import ENV_COLUMNS, EPOCH_COLUMNS, SCHEMA_VERSION
@@ -194,7 +195,12 @@ def _env(run_id: str, path: Path, raw: bytes, problems: list[Problem]) -> tuple[
     except _Bad as exc:
         problems.append(Problem(exc.problem.path, f"{exc.problem.reason}; environment not indexed"))
         return None
-    return (run_id, *(threads if key == "threads" else _text(data.get(key)) for key in ENV_COLUMNS[1:]))
+    levers = data.get("levers") if isinstance(data.get("levers"), dict) else {}
+    sessions = data.get("sessions")
+    values = {**{key: _text(data.get(key)) for key in ENV_COLUMNS[1:]}, "threads": threads,
+              **{lever: levers.get(lever) if levers.get(lever) in STATES else None for lever in LEVERS},
+              "sessions": len(sessions) if isinstance(sessions, list) else None}
+    return (run_id, *(values[key] for key in ENV_COLUMNS[1:]))
 
 
 def _optional_bytes(path: Path, problems: list[Problem], what: str) -> bytes | None:

@@ -51,7 +51,11 @@ Tables
 
     run_id VARCHAR PRIMARY KEY, vrbench_version VARCHAR, torch_version VARCHAR, python_version VARCHAR,
     git_sha VARCHAR, device VARCHAR, device_name VARCHAR, precision VARCHAR, threads BIGINT, hostname VARCHAR,
-    platform VARCHAR
+    platform VARCHAR,
+    fold_batchnorm VARCHAR, fuse_activations VARCHAR, shared_border VARCHAR  -- env.json "levers": 'on' | 'off' |
+                                --   'mixed' over the job's training sessions (vrbench/engine/levers.py); NULL
+                                --   for runs recorded before levers were (their flags were not reliable)
+    sessions BIGINT             -- the training sessions the run's numbers come from (> 1: resumed)
 
 ``problems`` — partial problems of indexed runs (an unreadable env.json or metrics.jsonl line), kept so that
 later ingestions, which do not re-read unchanged runs, still report them::
@@ -82,7 +86,8 @@ from __future__ import annotations
 
 # 2: the prompt-learning columns shots, subsample, stage, train_run, source_dataset (and view keys).
 # 3: source_stat, so that an unchanged run is recognised from its files' stat without reading them.
-SCHEMA_VERSION = "3"
+# 4: the engine levers (fold_batchnorm, fuse_activations, shared_border) and sessions in environments.
+SCHEMA_VERSION = "4"
 
 RUN_COLUMNS: tuple[str, ...] = (
     "run_id", "method", "input", "mapping", "backbone", "dataset", "seed", "protocol", "shots", "subsample", "stage",
@@ -95,7 +100,7 @@ PROBLEM_COLUMNS: tuple[str, ...] = ("run_id", "file", "reason")
 EPOCH_COLUMNS: tuple[str, ...] = ("run_id", "epoch", "train_loss", "train_acc", "val_acc", "test_acc", "lr", "seconds")
 ENV_COLUMNS: tuple[str, ...] = (
     "run_id", "vrbench_version", "torch_version", "python_version", "git_sha", "device", "device_name", "precision",
-    "threads", "hostname", "platform",
+    "threads", "hostname", "platform", "fold_batchnorm", "fuse_activations", "shared_border", "sessions",
 )
 
 TABLES_DDL: tuple[str, ...] = (
@@ -114,7 +119,8 @@ TABLES_DDL: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS environments (
         run_id VARCHAR PRIMARY KEY, vrbench_version VARCHAR, torch_version VARCHAR, python_version VARCHAR,
         git_sha VARCHAR, device VARCHAR, device_name VARCHAR, precision VARCHAR, threads BIGINT, hostname VARCHAR,
-        platform VARCHAR)""",
+        platform VARCHAR, fold_batchnorm VARCHAR, fuse_activations VARCHAR, shared_border VARCHAR,
+        sessions BIGINT)""",
     "CREATE TABLE IF NOT EXISTS problems (run_id VARCHAR NOT NULL, file VARCHAR, reason VARCHAR)",
 )
 
