@@ -18,7 +18,6 @@ from typing import Any
 import duckdb
 
 from vrbench.errors import ResultsError
-from vrbench.share.conflicts import alternates_listing, index_job_results, indexed_listing
 from vrbench.store import schema
 from vrbench.store.diskfull import is_disk_full, out_of_space
 from vrbench.store.scan import Problem, RunRecord, scan_runs
@@ -190,6 +189,8 @@ def _mirror(results_root: Path, db_path: Path) -> IngestStats:
             if scan.restat:  # contents unchanged, files touched: remember their new stat so they are not read again
                 con.executemany("UPDATE runs SET source_stat = ? WHERE run_id = ?",
                                 [(stat, run_id) for run_id, stat in scan.restat.items()])
+            from vrbench.share.conflicts import index_job_results  # here: vrbench.share imports the store
+
             index_job_results(con, results_root)  # jobs with a second result (alternates/): a few rows
             con.commit()
         except BaseException:
@@ -222,6 +223,8 @@ def is_current(results_root: Path, db_path: Path) -> bool:
     try:
         check_schema(con, db_path)
         existing = _known(con)
+        from vrbench.share.conflicts import alternates_listing, indexed_listing
+
         if indexed_listing(con) != alternates_listing(Path(results_root)):
             return False
     except ResultsError:
