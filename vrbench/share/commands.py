@@ -34,6 +34,7 @@ def import_bundles(bundles: list[Path], results: Path) -> tuple[list[str], list[
     lines: list[str] = []
     warnings: list[str] = []
     refused: list[str] = []
+    changed = False
     for bundle in bundles:
         try:
             stats = import_bundle(bundle, results)
@@ -41,8 +42,9 @@ def import_bundles(bundles: list[Path], results: Path) -> tuple[list[str], list[
             refused.append(str(exc))
             continue
         lines.append(stats.summary())
+        changed = changed or bool(stats.added or stats.conflicts)
         warnings += [f"{run_id}: {why}" for run_id, why in stats.deferred]
-    if (results / "runs").is_dir():  # only when stale: re-importing a bundle writes nothing, not even the index
+    if changed:  # and only when stale: re-importing a bundle writes nothing, not even the index
         stats = refresh(results, results / DB_NAME)
         if stats is not None:
             lines.append(f"indexed in {results / DB_NAME}: {stats.summary()}")
