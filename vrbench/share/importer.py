@@ -254,26 +254,39 @@ class _Place:
         return "alternate", ""
 
 
-def _stage(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], entry: _Entry, directory: Path,
-           provenance: dict[str, Any], bundle: Path) -> None:
-    directory.mkdir()
-    previous = None
-    for name, meta in entry.files.items():
-        member = members[f"{entry.path}/{name}"]
+def _stage(tar: tarfile.TarFile, members: list[tarfile.TarInfo], plan: list[tuple[_Entry, str]], staging: Path,
+           provenance: dict[str, Any], bundle: Path) -> list[Path]:
+    """Write the planned runs' files into ``staging/<index>/``, in archive order (a compressed archive is read
+    once, front to back), each checked against its sha256 again; then each run's provenance.json."""
+    wanted: dict[str, tuple[int, str]] = {}
+    directories = []
+    for index, (entry, _action) in enumerate(plan):
+        directory = staging / str(index)
+        directory.mkdir()
+        directories.append(directory)
+        wanted.update({f"{entry.path}/{name}": (index, name) for name in entry.files})
+    previous: dict[int, Any] = {}
+    for member in members:
+        if member.name not in wanted:
+            continue
+        index, name = wanted[member.name]
         if name == PROVENANCE:  # imported before: kept inside the new record
-            previous = json.loads(_read(tar, member) or b"null")
+            previous[index] = json.loads(_read(tar, member) or b"null")
             continue
         read = functools.partial(tar.extractfile(member).read, 1 << 20)
         digest = hashlib.sha256()
-        with open(directory / name, "wb") as out:
+        path = directories[index] / name
+        with open(path, "wb") as out:
             for block in iter(read, b""):
                 digest.update(block)
                 out.write(block)
-        if digest.hexdigest() != meta["sha256"]:  # the file changed between the check and now
-            raise _refuse(bundle, f"{entry.path}/{name} changed while it was imported")
-        os.utime(directory / name, (member.mtime, member.mtime))
-    record = {**provenance, **({"previous": previous} if previous else {})}
-    (directory / PROVENANCE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if digest.hexdigest() != plan[index][0].files[name]["sha256"]:  # changed between the check and now
+            raise _refuse(bundle, f"{member.name} changed while it was imported")
+        os.utime(path, (member.mtime, member.mtime))
+    for index, directory in enumerate(directories):
+        record = {**provenance, **({"previous": previous[index]} if previous.get(index) else {})}
+        (directory / PROVENANCE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return directories
 
 
 def _remove_stale_staging(results: Path) -> None:
@@ -326,14 +339,9 @@ def import_bundle(bundle: Path, results: Path) -> ImportStats:
         staging = results / f"{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
         try:
-            by_name = {m.name: m for m in members}
-            staged = []
-            for index, (entry, action) in enumerate(plan):
-                directory = staging / str(index)
-                _stage(tar, by_name, entry, directory, provenance, bundle)
-                staged.append((entry, action, directory))
+            directories = _stage(tar, members, plan, staging, provenance, bundle)
             os.sync()  # the files are on disk before any run appears (one flush instead of an fsync per file)
-            for entry, action, directory in staged:
+            for (entry, action), directory in zip(plan, directories, strict=True):
                 _move_into_place(results, entry, action, directory, place, stats)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
