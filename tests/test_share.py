@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from vrbench.cli import app
 from vrbench.results import Results
+from vrbench.share.conflicts import conflicts
 from vrbench.share.importer import rename_noreplace
 from vrbench.store.db import DB_NAME, query
 from vrbench.store.rundir import try_claim, write_config
@@ -262,3 +263,31 @@ def test_rename_noreplace_never_replaces_even_an_empty_directory(tmp_path: Path)
     os.rmdir(tmp_path / "target")
     rename_noreplace(tmp_path / "staged", tmp_path / "target")
     assert (tmp_path / "target" / "result.json").exists()
+
+
+def test_a_conflict_travels_with_the_bundle(tmp_path: Path, suite: Path) -> None:
+    a, other, c, d = (tmp_path / n for n in ("a", "other", "c", "d"))
+    ids = write_jobs(a, suite, {"flm"}, {1}, 50.0, env={"hostname": "alpha"})
+    write_jobs(other, suite, {"flm"}, {1}, 65.0, env={"hostname": "beta"})
+    cli("export", "-o", tmp_path / "a.tar", "--results", a)
+    cli("export", "-o", tmp_path / "other.tar", "--results", other)
+    cli("import", tmp_path / "a.tar", tmp_path / "other.tar", "--results", c)
+    code, out = cli("export", "-o", tmp_path / "c.tar", "--results", c)
+    assert code == 0 and "1 other result" in out
+    assert cli("import", tmp_path / "c.tar", "--results", d)[0] == 0
+    (conflict,) = conflicts(d)
+    assert conflict.run_id == ids[0] and conflict.env == {"hostname": ["alpha", "beta"]}
+    assert [r.counted for r in conflict.results] == [True, False]
+    provenance = json.loads((d / "runs" / ids[0] / "provenance.json").read_text())
+    assert provenance["bundle"] == "c.tar" and provenance["previous"]["bundle"] == "a.tar"
+
+
+def test_bundle_commands_do_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, vrbench.share.commands, vrbench.share.importer, vrbench.share.bundle; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"

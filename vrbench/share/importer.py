@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import functools
 import hashlib
 import json
 import os
@@ -29,6 +28,7 @@ import re
 import shutil
 import socket
 import tarfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,20 +273,21 @@ def _stage(tar: tarfile.TarFile, members: list[tarfile.TarInfo], plan: list[tupl
         if name == PROVENANCE:  # imported before: kept inside the new record
             previous[index] = json.loads(_read(tar, member) or b"null")
             continue
-        read = functools.partial(tar.extractfile(member).read, 1 << 20)
-        digest = hashlib.sha256()
-        path = directories[index] / name
-        with open(path, "wb") as out:
-            for block in iter(read, b""):
-                digest.update(block)
-                out.write(block)
-        if digest.hexdigest() != plan[index][0].files[name]["sha256"]:  # changed between the check and now
+        data = _read(tar, member)
+        if hashlib.sha256(data).hexdigest() != plan[index][0].files[name]["sha256"]:  # changed since the check
             raise _refuse(bundle, f"{member.name} changed while it was imported")
-        os.utime(path, (member.mtime, member.mtime))
+        _write(directories[index] / name, data, member.mtime)
+    now = time.time()
     for index, directory in enumerate(directories):
         record = {**provenance, **({"previous": previous[index]} if previous.get(index) else {})}
-        (directory / PROVENANCE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        _write(directory / PROVENANCE, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode(), now)
     return directories
+
+
+def _write(path: Path, data: bytes, mtime: float) -> None:
+    with open(path, "wb") as out:
+        out.write(data)
+    os.utime(path, (mtime, mtime))
 
 
 def _remove_stale_staging(results: Path) -> None:
