@@ -207,6 +207,7 @@ def test_a_run_id_with_another_result_keeps_both_and_says_so(tmp_path: Path, sui
         assert cli("report", "--results", c, "--format", fmt, "--out", tmp_path / fmt)[0] == 0
         text = (tmp_path / fmt / name).read_text()
         assert text.count(expected) == 2 and "hostname alpha vs beta" in text, fmt
+        assert ("\\ddagger" if fmt == "latex" else "(n=2) ‡") in text, fmt  # the cell of those jobs is marked
 
     res = Results(c)
     frame = res.conflicts()

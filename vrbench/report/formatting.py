@@ -21,11 +21,15 @@ def signed(value: float) -> str:
     return "+0.0" if text == "-0.0" else text
 
 
+CONFLICT_MARK = "‡"
+
+
 def ours(cell: Cell) -> str:
-    """'12.3 ± 0.4 (n=2)'; a single run has no spread: '12.3 (n=1)'."""
+    """'12.3 ± 0.4 (n=2)'; a single run has no spread: '12.3 (n=1)'; ' ‡' when a job of it has two results."""
+    mark = f" {CONFLICT_MARK}" if cell.conflicts else ""
     if cell.std is None:
-        return f"{acc(cell.mean)} (n={cell.n})"
-    return f"{acc(cell.mean)} ± {acc(cell.std)} (n={cell.n})"
+        return f"{acc(cell.mean)} (n={cell.n}){mark}"
+    return f"{acc(cell.mean)} ± {acc(cell.std)} (n={cell.n}){mark}"
 
 
 def paper_value(ref: Reference) -> str:
@@ -157,6 +161,9 @@ def how_to_read(model: ReportModel) -> list[str]:
     if "source" in model.group_by:
         lines.append("source: the plugin package and version (package==version) a row's method, backbone or dataset "
                      "comes from, or built-in; runs of different sources are never averaged together.")
+    if model.conflicts:
+        lines.append(f"{CONFLICT_MARK} = a job of this cell has more than one result (listed under Conflicts); the "
+                     "cell counts one result per job, the one in runs/<run_id>/.")
     if model.prompt_sections:
         lines += _PROMPT_HOW_TO_READ
     return lines

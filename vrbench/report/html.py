@@ -26,7 +26,8 @@ def _cell_view(board: Board, model: ReportModel, dataset: str, row: Any) -> dict
     if cell is None:
         return None
     view = {"ours": f.ours(cell), "paper": "", "sign": "", "value": repr(cell.mean),
-            "title": f"min {f.acc(cell.min)}, max {f.acc(cell.max)}, n={cell.n}"}
+            "title": f"min {f.acc(cell.min)}, max {f.acc(cell.max)}, n={cell.n}"
+                     + (f"; {cell.conflicts} job(s) with more than one result" if cell.conflicts else "")}
     if board.has_references:
         view["paper"] = f.paper(cell, board, model)
         if cell.diff is not None:

@@ -84,6 +84,7 @@ def _board(board: Board, model: ReportModel, with_paper: bool) -> list[str]:
                 cells.append(tex(NOT_RUN))
                 continue
             text = _number(cell.mean, cell.std, abs(cell.mean - (best[dataset] or 0.0)) < EPSILON)
+            text += r"$^{\ddagger}$" if cell.conflicts else ""
             cells.append(_with_ref(text, cell.ref) if show_paper else text)
         average = row.average
         if average is None:
@@ -99,6 +100,8 @@ def _board(board: Board, model: ReportModel, with_paper: bool) -> list[str]:
                r"Mean$\pm$sample std over seeds; best per column in bold. " + tex(AVERAGE_NOTE))
     if any(len(r.cells) < len(board.datasets) for r in board.rows):
         caption += PARTIAL_NOTE
+    if any(c.conflicts for r in board.rows for c in r.cells.values()):
+        caption += r" $^{\ddagger}$ A job of this cell has two results; the cell counts the first (see vrbench status)."
     if show_paper:
         caption += f" In parentheses: the published value ({_sources(_board_refs(board))})."
     elif with_paper and board.has_references:

@@ -62,6 +62,7 @@ class Cell:
     min: float
     max: float
     ref: Reference | None = None
+    conflicts: int = 0  # jobs in this cell that have more than one result (only the counted one is in the mean)
 
     @property
     def diff(self) -> float | None:
@@ -204,7 +205,8 @@ def load_cells(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None,
     where, params = _filter(run_ids, "s.run_id")
     group_sql = "".join(f", {g} AS g{i}" for i, g in enumerate(groups))
     sql = f"""SELECT s.method, s.backbone, s.dataset, s.rule{group_sql},
-                     count(*), avg(s.acc), stddev_samp(s.acc), min(s.acc), max(s.acc)
+                     count(*), avg(s.acc), stddev_samp(s.acc), min(s.acc), max(s.acc),
+                     count(*) FILTER (WHERE s.run_id IN (SELECT run_id FROM job_results))
               FROM scores s JOIN runs r ON r.run_id = s.run_id LEFT JOIN environments e ON e.run_id = s.run_id
                    LEFT JOIN provenance p ON p.run_id = s.run_id
               WHERE (r.protocol IS NULL OR NOT list_contains(?, r.protocol)) AND {where}
@@ -213,8 +215,8 @@ def load_cells(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None,
     for row in con.execute(sql, [list(PROMPT_PROTOCOLS), *params]).fetchall():
         method, backbone, dataset, rule = row[:4]
         values = tuple("—" if v is None else str(v) for v in row[4:4 + len(groups)])
-        n, mean, std, lo, hi = row[4 + len(groups):]
-        out.append((method, backbone, dataset, rule, values, Cell(n, mean, std, lo, hi)))
+        n, mean, std, lo, hi, conflicts = row[4 + len(groups):]
+        out.append((method, backbone, dataset, rule, values, Cell(n, mean, std, lo, hi, conflicts=conflicts)))
     return out
 
 
@@ -290,7 +292,7 @@ def build_boards(cells: list[tuple[str, str, str, str, tuple[str, ...], Cell]], 
             if key not in refs:
                 refs[key] = match(method, backbone, dataset, paper=paper, rows=reference_rows)
             row = rows.setdefault((method, backbone, groups), Row(method, backbone, groups))
-            row.cells[dataset] = Cell(cell.n, cell.mean, cell.std, cell.min, cell.max, refs[key])
+            row.cells[dataset] = Cell(cell.n, cell.mean, cell.std, cell.min, cell.max, refs[key], cell.conflicts)
         if not rows:
             continue
         datasets = sorted({d for r in rows.values() for d in r.cells}, key=_dataset_key)
