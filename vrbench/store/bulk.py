@@ -45,6 +45,8 @@ class EpochStage:
         self.path = Path(name)
         self._file = os.fdopen(handle, "wb")
         self.lines: dict[str, int] = {}  # staged run id -> its number of lines
+        self._good = 0  # bytes of whole staged runs
+        self._broken = False
 
     @property
     def staged(self) -> set[str]:
@@ -58,8 +60,18 @@ class EpochStage:
             return True
         if not plain(body):
             return False
+        if self._broken:
+            return False
         prefix = b'{"run_id":"' + run_id.encode("ascii") + b'",'
-        self._file.write(prefix + body[1:].replace(b"\n{", b"\n" + prefix) + b"\n")
+        data = prefix + body[1:].replace(b"\n{", b"\n" + prefix) + b"\n"
+        try:
+            self._file.write(data)
+        except OSError:  # no room in the temporary directory: the rest is parsed in Python, as before
+            self._broken = True
+            self._file.seek(self._good)
+            self._file.truncate()
+            return False
+        self._good += len(data)
         self.lines[run_id] = body.count(b"\n") + 1
         return True
 
@@ -85,6 +97,9 @@ class EpochStage:
                         FROM {STAGED} WHERE run_id IS NOT NULL AND NOT list_contains(?, run_id)""", [sorted(skip)])
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        try:
+            if not self._file.closed:
+                self._file.close()
+        except OSError:
+            pass  # a full temporary directory: the file is removed next
         self.path.unlink(missing_ok=True)

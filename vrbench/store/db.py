@@ -221,7 +221,7 @@ def _load_staged(con: duckdb.DuckDBPyConnection, stage: EpochStage, changed: lis
         return set()
     try:
         in_python = stage.load(con)
-    except duckdb.Error:
+    except (duckdb.Error, OSError):  # DuckDB refused the file, or the temporary directory filled up
         in_python = set(stage.staged)
     for record in changed:
         if record.run_id not in in_python:
