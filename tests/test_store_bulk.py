@@ -119,3 +119,21 @@ def test_cold_ingestion_costs_the_same_statements_for_10_or_150_runs(tmp_path: P
         assert con.execute("SELECT count(*), count(DISTINCT run_id) FROM epochs").fetchone() == (runs * epochs, runs)
         con.close()
     assert counts[0] == counts[1] <= 30, counts  # schema, meta, one insert per table, the staged load
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_temporary_directory_falls_back_to_the_python_reader(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from vrbench.store import bulk
+
+    results = tmp_path / "results"
+    write_runs(results, 30, 60)  # each metrics.jsonl larger than a write buffer: the first write already fails
+    monkeypatch.setattr(bulk.tempfile, "mkstemp",
+                        lambda **_: (os.open("/dev/full", os.O_WRONLY), str(tmp_path / "never-written.jsonl")))
+    stats = ingest(results, tmp_path / "db.duckdb")
+    assert stats.added == 30 and not stats.problems
+    con = connect(tmp_path / "db.duckdb", read_only=True)
+    assert con.execute("SELECT count(*) FROM epochs").fetchone()[0] == 30 * 60
+    con.close()
