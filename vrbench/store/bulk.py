@@ -45,8 +45,7 @@ class EpochStage:
         self.path = Path(name)
         self._file = os.fdopen(handle, "wb")
         self.lines: dict[str, int] = {}  # staged run id -> its number of lines
-        self._good = 0  # bytes of whole staged runs
-        self._broken = False
+        self._broken = False  # a write failed: the file cannot be trusted
 
     @property
     def staged(self) -> set[str]:
@@ -66,12 +65,9 @@ class EpochStage:
         data = prefix + body[1:].replace(b"\n{", b"\n" + prefix) + b"\n"
         try:
             self._file.write(data)
-        except OSError:  # no room in the temporary directory: the rest is parsed in Python, as before
+        except OSError:  # no room in the temporary directory: every run is parsed in Python, as before
             self._broken = True
-            self._file.seek(self._good)
-            self._file.truncate()
             return False
-        self._good += len(data)
         self.lines[run_id] = body.count(b"\n") + 1
         return True
 
@@ -79,6 +75,8 @@ class EpochStage:
         """Read the staged lines into the temporary table ``staged_epochs``; return the staged run ids whose rows
         did not all arrive with an epoch (the caller parses those in Python and leaves their rows out)."""
         self._file.close()
+        if self._broken:
+            return set(self.lines)
         columns = {"run_id": "VARCHAR", "epoch": "BIGINT", **{c: "DOUBLE" for c in EPOCH_COLUMNS[2:]}}
         con.execute(f"DROP TABLE IF EXISTS {STAGED}")
         con.execute(f"""CREATE TEMP TABLE {STAGED} AS SELECT {', '.join(EPOCH_COLUMNS)}
