@@ -292,3 +292,17 @@ def test_bundle_commands_do_not_import_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "False"
+
+
+def test_export_selects_a_suites_done_jobs_or_named_runs(tmp_path: Path, suite: Path) -> None:
+    a = tmp_path / "a"
+    ids = write_jobs(a, suite, {"ilm"}, {0, 1}, 50.0)
+    other = tmp_path / "other.yaml"
+    other.write_text(SUITE.replace("mapping: [ilm, flm, blm]", "mapping: [ilm]").replace("seed: [0, 1, 2]",
+                                                                                          "seed: [1]"))
+    code, out = cli("export", "-o", tmp_path / "s.tar", "--results", a, "--suite", other)
+    assert code == 0 and "exported 1 run(s)" in out
+    with tarfile.open(tmp_path / "s.tar") as tar:
+        assert [e["run_id"] for e in json.loads(tar.extractfile("manifest.json").read())["runs"]] == [ids[1]]
+    code, out = cli("export", "-o", tmp_path / "x.tar", "--results", a, "--run-id", "00000000000000ff")
+    assert code == 2 and "not done" in out and not (tmp_path / "x.tar").exists()

@@ -402,6 +402,8 @@ def import_(
     results: ResultsOpt = DEFAULT_RESULTS,
 ) -> None:
     """Merge bundles by run id: new runs added, identical ones skipped, a different result kept beside ours."""
+    from rich.markup import escape
+
     from vrbench.share.commands import import_bundles
 
     try:
@@ -409,11 +411,11 @@ def import_(
     except VrbenchError as exc:
         raise _fail(exc) from None
     for line in lines:
-        console.print(line, highlight=False)
-    for warning in warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        console.print(escape(line), highlight=False)
+    for warning in warnings:  # member and file names are the bundle's: never markup
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     for refusal in refused:
-        err_console.print(f"[bold red]error:[/] {refusal}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(refusal)}", highlight=False, soft_wrap=True)
     if refused:
         raise typer.Exit(2)
 
