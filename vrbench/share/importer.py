@@ -55,6 +55,8 @@ _ALLOWED = re.compile(rf"^(?:runs|alternates|runs/{_HEX}|alternates/{_HEX}|alter
                       rf"|runs/{_HEX}/(?:{_FILE})|alternates/{_HEX}/[0-9a-f]{{16}}/(?:{_FILE}))$")
 _RUN_ID = re.compile(rf"^{_HEX}$")
 STAGING_PREFIX = ".import-"
+_DATA_FILTER = getattr(tarfile, "data_filter", None)
+_FILTER_ERROR = getattr(tarfile, "FilterError", ())  # () catches nothing where tarfile has no filters
 
 
 class BundleRefused(ResultsError):
@@ -104,8 +106,9 @@ def check_members(bundle: Path, members: list[tarfile.TarInfo], results: Path) -
         if not (member.isfile() or member.isdir()):
             raise _refuse(bundle, f"member {name!r} is a device, pipe or other special file")
         try:
-            tarfile.data_filter(member, str(results))
-        except tarfile.FilterError as exc:
+            if _DATA_FILTER is not None:  # Python >= 3.11.4; the checks above already cover what it refuses
+                _DATA_FILTER(member, str(results))
+        except _FILTER_ERROR as exc:
             raise _refuse(bundle, f"member {name!r}: {exc}") from None
         stripped = name.rstrip("/")
         if stripped in seen:
