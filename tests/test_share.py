@@ -151,10 +151,45 @@ def _symlink_member(member, data):
     return [(link, None)]
 
 
+def _absolute_member(member, data):
+    out = [(member, data)]
+    if member.name == "manifest.json":
+        out.append((tarfile.TarInfo("/tmp/vrbench-absolute-member.txt"), b"outside"))
+    return out
+
+
+def _hardlink_member(member, data):
+    if not member.name.endswith("env.json"):
+        return [(member, data)]
+    link = tarfile.TarInfo(member.name)
+    link.type, link.linkname = tarfile.LNKTYPE, "../../../../etc/passwd"
+    return [(link, None)]
+
+
+def _device_member(member, data):
+    out = [(member, data)]
+    if member.name == "manifest.json":
+        device = tarfile.TarInfo("runs/null")
+        device.type, device.devmajor, device.devminor = tarfile.CHRTYPE, 1, 3
+        out.append((device, None))
+    return out
+
+
+def _unlisted_member(member, data):
+    out = [(member, data)]
+    if member.name.endswith("result.json"):
+        out.append((tarfile.TarInfo(member.name.replace("result.json", "mapping.json")), b"{}"))
+    return out
+
+
 @pytest.mark.parametrize("change, reason", [
     (_edited_result, "does not match its checksum"),
     (_dotdot_member, "escapes the results directory"),
     (_symlink_member, "is a link"),
+    (_absolute_member, "escapes the results directory"),
+    (_hardlink_member, "is a link"),
+    (_device_member, "device"),
+    (_unlisted_member, "is not in the manifest"),
 ])
 def test_a_bad_bundle_is_refused_whole_with_nothing_written(tmp_path: Path, suite: Path, change, reason) -> None:
     write_jobs(tmp_path / "a", suite, {"ilm", "flm"}, {0}, 50.0)
@@ -169,6 +204,7 @@ def test_a_bad_bundle_is_refused_whole_with_nothing_written(tmp_path: Path, suit
     assert "bad.tar" in out and reason in out and "nothing was imported" in out
     assert snapshot(tmp_path / "c") == before
     assert not (tmp_path / "c" / "escaped.txt").exists()
+    assert not Path("/tmp/vrbench-absolute-member.txt").exists()
 
 
 def test_a_config_that_does_not_hash_to_its_run_id_is_refused(tmp_path: Path, suite: Path) -> None:
