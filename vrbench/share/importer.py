@@ -274,7 +274,10 @@ def _stage(tar: tarfile.TarFile, members: list[tarfile.TarInfo], plan: list[tupl
             continue
         index, name = wanted[member.name]
         if name == PROVENANCE:  # imported before: kept inside the new record
-            previous[index] = json.loads(_read(tar, member) or b"null")
+            try:
+                previous[index] = json.loads(_read(tar, member))
+            except ValueError:  # checksummed but unreadable: the new record stands alone
+                previous[index] = None
             continue
         data = _read(tar, member)
         if hashlib.sha256(data).hexdigest() != plan[index][0].files[name]["sha256"]:  # changed since the check
