@@ -296,6 +296,7 @@ def _print_status(jobs, results: Path, title: str) -> None:
     from collections import Counter
 
     from vrbench.runner.local import describe_states
+    from vrbench.share.conflicts import notes
 
     table = Table(title=literal(title), title_justify="left")
     table.add_column("run_id", no_wrap=True)
@@ -306,6 +307,7 @@ def _print_status(jobs, results: Path, title: str) -> None:
     counts: Counter[str] = Counter()
     colours = {"done": "green", "failed": "red", "running": "cyan", "queued": "blue", "stale": "yellow",
                "corrupt": "red"}
+    conflicts = notes(results, {job.run_id for job in jobs})  # jobs with a second result (vrbench import)
     for job, state in describe_states(jobs, results):
         c = job.config
         dataset = c["dataset"] + (f" ({c['subsample']})" if c.get("subsample") not in (None, "all") else "")
@@ -316,10 +318,13 @@ def _print_status(jobs, results: Path, title: str) -> None:
                                           c.get("batch_size", "-"))]
         counts[state.status] += 1
         colour = colours.get(state.status, "white")
-        row += [f"[{colour}]{literal(state.status)}[/]", literal(state.detail)]
+        conflict = conflicts.get(job.run_id)
+        counts["conflicts"] += conflict is not None
+        flag = f"; [red]{literal(conflict)}[/]" if conflict else ""
+        row += [f"[{colour}]{literal(state.status)}[/]", literal(state.detail) + flag]
         table.add_row(*row)
     console.print(table)
-    console.print("  ".join(f"{name}: {count}" for name, count in sorted(counts.items())))
+    console.print("  ".join(f"{name}: {count}" for name, count in sorted(counts.items()) if count))
 
 
 class Format(str, Enum):
@@ -417,6 +422,47 @@ def collect(results: ResultsOpt = DEFAULT_RESULTS) -> None:
         _ingest(results)
     except VrbenchError as exc:
         raise _fail(exc) from None
+
+
+@app.command("export")
+def export_(
+    out: Annotated[Path, typer.Option("--out", "-o", help="bundle file (.tar, or .tar.gz / .tgz compressed)")],
+    results: ResultsOpt = DEFAULT_RESULTS,
+    suite: Annotated[Path | None, typer.Option(help="only the done jobs of this suite")] = None,
+    run_id: Annotated[list[str] | None, typer.Option("--run-id", help="only this run (repeatable)")] = None,
+    with_checkpoints: Annotated[bool, typer.Option(help="include checkpoint.pt files")] = False,
+) -> None:
+    """Pack finished runs (config, env, metrics, mapping, result) with a checksummed manifest (docs/leaderboard.md)."""
+    from vrbench.share.commands import export_runs
+
+    try:
+        console.print(export_runs(out, results, suite, run_id, with_checkpoints), highlight=False)
+    except VrbenchError as exc:
+        raise _fail(exc) from None
+
+
+@app.command("import")
+def import_(
+    bundles: Annotated[list[Path], typer.Argument(help="bundle files written by `vrbench export`")],
+    results: ResultsOpt = DEFAULT_RESULTS,
+) -> None:
+    """Merge bundles by run id: new runs added, identical ones skipped, a different result kept beside ours."""
+    from rich.markup import escape
+
+    from vrbench.share.commands import import_bundles
+
+    try:
+        lines, warnings, refused = import_bundles(bundles, results)
+    except VrbenchError as exc:
+        raise _fail(exc) from None
+    for line in lines:
+        console.print(escape(line), highlight=False)
+    for warning in warnings:  # member and file names are the bundle's: never markup
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    for refusal in refused:
+        err_console.print(f"[bold red]error:[/] {escape(refusal)}", highlight=False, soft_wrap=True)
+    if refused:
+        raise typer.Exit(2)
 
 
 class Listing(str, Enum):

@@ -20,6 +20,7 @@ from vrbench.report.model import (
     count_runs,
     has_plugin_runs,
     load_cells,
+    load_conflicts,
     load_failed,
     load_scores,
 )
@@ -49,6 +50,7 @@ def load_model(db_path: Path, run_ids: set[str] | None = None, paper: str | None
         prompt_runs = load_prompt_runs(con, run_ids, tuple(group_by))
         failed = load_failed(con, run_ids)
         n_done, n_failed = count_runs(con, run_ids)
+        conflicts = load_conflicts(con, run_ids)
     finally:
         con.close()
     from vrbench.report.significance import annotate
@@ -59,6 +61,7 @@ def load_model(db_path: Path, run_ids: set[str] | None = None, paper: str | None
         generated_at=datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0), n_done=n_done,
         n_failed=n_failed, paper=paper, group_by=tuple(group_by), boards=boards, failed=failed,
         footnotes=collect_footnotes(boards, sections), prompt_sections=sections, show_intervals=show_intervals,
+        conflicts=conflicts,
     )
 
 

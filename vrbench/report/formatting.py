@@ -28,14 +28,19 @@ def signed(value: float) -> str:
     return "+0.0" if text == "-0.0" else text
 
 
+CONFLICT_MARK = "‡"
+
+
 def ours(cell: Cell, intervals: bool = False) -> str:
     """'12.3 ± 0.4 (n=2)'; a single run has no spread: '12.3 (n=1)'. With ``intervals``, the 95 % interval of
-    the mean before n: '12.3 ± 0.4 [8.7, 15.9] (n=2)', '12.3 (n=1: no interval)'."""
+    the mean before n: '12.3 ± 0.4 [8.7, 15.9] (n=2)', '12.3 (n=1: no interval)'; ' ‡' when a job of it has two
+    results."""
     interval = cell.interval if intervals else None
+    mark = f" {CONFLICT_MARK}" if cell.conflicts else ""
     if cell.std is None:
-        return f"{acc(cell.mean)} (n={cell.n}{': no interval' if intervals else ''})"
+        return f"{acc(cell.mean)} (n={cell.n}{': no interval' if intervals else ''}){mark}"
     bracket = "" if interval is None else f" {bracketed(*interval)}"
-    return f"{acc(cell.mean)} ± {acc(cell.std)}{bracket} (n={cell.n})"
+    return f"{acc(cell.mean)} ± {acc(cell.std)}{bracket} (n={cell.n}){mark}"
 
 
 def bracketed(low: float, high: float) -> str:
@@ -177,6 +182,20 @@ def failed_error(error_type: str, first_line: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+CONFLICT_NOTE = ("Each job below has more than one result: the same run id (the hash of the same config) arrived "
+                 "from another machine or bundle with different files. Cells count one result per job, the "
+                 "counted one (runs/<run_id>/, the result that was here first); the others are kept in "
+                 "alternates/<run_id>/ and never averaged in. See docs/leaderboard.md.")
+
+
+def conflicts_line(model: ReportModel) -> str:
+    """The summary line under the report's title; '' without conflicts."""
+    n = len(model.conflicts)
+    if not n:
+        return ""
+    return f"{n} job{'s' if n > 1 else ''} with more than one result (conflict): listed under Conflicts."
+
+
 def how_to_read(model: ReportModel) -> list[str]:
     """The legend at the end; the leaderboard lines are left out only when the report has prompt tables alone."""
     leaderboards = bool(model.boards) or not model.prompt_sections
@@ -203,6 +222,9 @@ def how_to_read(model: ReportModel) -> list[str]:
     if "source" in model.group_by:
         lines.append("source: the plugin package and version (package==version) a row's method, backbone or dataset "
                      "comes from, or built-in; runs of different sources are never averaged together.")
+    if model.conflicts:
+        lines.append(f"{CONFLICT_MARK} = a job of this cell has more than one result (listed under Conflicts); the "
+                     "cell counts one result per job, the one in runs/<run_id>/.")
     if model.prompt_sections:
         lines += _PROMPT_HOW_TO_READ
     return lines

@@ -29,7 +29,8 @@ def _cell_view(board: Board, model: ReportModel, dataset: str, row: Any) -> dict
     view = {"ours": f.ours(cell, model.show_intervals), "paper": "", "sign": "", "value": repr(cell.mean),
             "mark": "top" if cell.not_worse else "",
             "title": f"min {f.acc(cell.min)}, max {f.acc(cell.max)}, n={cell.n}"
-                     + ("" if interval is None else f", 95 % interval {f.bracketed(*interval)}")}
+                     + ("" if interval is None else f", 95 % interval {f.bracketed(*interval)}")
+                     + (f"; {cell.conflicts} job(s) with more than one result" if cell.conflicts else "")}
     if board.has_references:
         view["paper"] = f.paper(cell, board, model)
         if cell.diff is not None:
@@ -116,6 +117,10 @@ def render_html(model: ReportModel, figures: list[Figure] | None = None) -> str:
                  "run_id": r.run_id} for r in model.failed],
         footnotes=[f.footnote_text(ref, model.cited_metrics(ref)) for ref in model.footnotes],
         how_to_read=f.how_to_read(model),
+        conflicts_line=f.conflicts_line(model), conflict_note=f.CONFLICT_NOTE,
+        conflicts=[{"method": c.method, "backbone": c.backbone, "dataset": c.dataset,
+                    "seed": "—" if c.seed is None else c.seed, "run_id": c.run_id, "counted": c.counted,
+                    "note": c.note} for c in model.conflicts],
         figures=[_figure_view(fig) for fig in figures or () if not fig.key.startswith(MAPPING_PREFIX)],
         mappings=[_figure_view(fig) for fig in figures or () if fig.key.startswith(MAPPING_PREFIX)],
     )

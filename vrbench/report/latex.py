@@ -14,10 +14,12 @@ from collections.abc import Iterable
 from vrbench.report.formatting import (
     AGGREGATE_HEADER,
     AVERAGE_NOTE,
+    CONFLICT_NOTE,
     NO_VALUE,
     NOT_RUN,
     acc,
     aggregate_rows,
+    conflicts_line,
     prompt_missing,
     summary_notes,
 )
@@ -92,6 +94,7 @@ def _board(board: Board, model: ReportModel, with_paper: bool) -> list[str]:
             if model.show_intervals:
                 interval = cell.interval
                 text += " --" if interval is None else rf" [{acc(interval[0])}, {acc(interval[1])}]"
+            text += r"$^{\ddagger}$" if cell.conflicts else ""
             cells.append(_with_ref(text, cell.ref) if show_paper else text)
         average = row.average
         if average is None:
@@ -110,6 +113,8 @@ def _board(board: Board, model: ReportModel, with_paper: bool) -> list[str]:
                + r"Avg.: the best full row in bold. " + tex(AVERAGE_NOTE))
     if any(len(r.cells) < len(board.datasets) for r in board.rows):
         caption += PARTIAL_NOTE
+    if any(c.conflicts for r in board.rows for c in r.cells.values()):
+        caption += r" $^{\ddagger}$ A job of this cell has two results; the cell counts the first (see vrbench status)."
     if show_paper:
         caption += f" In parentheses: the published value ({_sources(_board_refs(board))})."
     elif with_paper and board.has_references:
@@ -186,6 +191,11 @@ def render_latex(model: ReportModel, with_paper: bool = False) -> str:
            r"% \input this file into a document that loads booktabs (\usepackage{booktabs}).", ""]
     if not model.boards and not model.prompt_sections:
         out.append("% No finished run has an accuracy yet: run a suite, then `vrbench report` again.")
+    if model.conflicts:  # comments: the tables keep their layout, the .tex source says what to check
+        out += [f"% {conflicts_line(model)}", f"% {CONFLICT_NOTE}"]
+        out += [" ".join(f"% {c.method} / {c.backbone} / {c.dataset} / seed {c.seed}, run {c.run_id} (counted: "
+                         f"{c.counted}): {c.note}".split()) for c in model.conflicts]
+        out.append("")
     for board in model.boards:
         out += _board(board, model, with_paper)
     for section in model.prompt_sections:

@@ -9,7 +9,7 @@ Renderers (Markdown, HTML, CSV) only format this model, so every format shows th
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,9 @@ DATASET_ORDER: tuple[str, ...] = (
 )
 
 _RUN_GROUPABLE: tuple[str, ...] = ("input", "mapping", "protocol", "epochs", "seed", "val_size")
+# Where a run came from (provenance of `vrbench import`); runs made here group as 'local'.
+_PROVENANCE_GROUPABLE: dict[str, str] = {"source_host": "coalesce(p.source_host, 'local')",
+                                         "bundle": "coalesce(p.bundle, 'local')"}
 _ENV_GROUPABLE: tuple[str, ...] = ENV_COLUMNS[1:]
 _CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Where a run's plugin entries come from (config.plugins: role -> "package==version"), "built-in" for vrbench's own.
@@ -61,6 +64,7 @@ class Cell:
     max: float
     ref: Reference | None = None
     not_worse: bool | None = None  # not significantly worse than its column's best (vrbench.report.significance)
+    conflicts: int = 0  # jobs in this cell that have more than one result (only the counted one is in the mean)
 
     @property
     def diff(self) -> float | None:
@@ -125,6 +129,19 @@ class FailedRun:
     setting: str = ""  # prompt-learning runs: protocol, shots, class subset, source (empty for VR runs)
 
 
+@dataclass(frozen=True)
+class ConflictRow:
+    """A job with more than one result (vrbench.share.conflicts): its keys and what differs."""
+
+    run_id: str
+    method: str
+    backbone: str
+    dataset: str
+    seed: int | None
+    counted: str  # where the counted result came from: 'local' or 'bundle X from host Y'
+    note: str  # "conflict: 2 results for one job (final_acc 41.20 vs 40.10; hostname a vs b)"
+
+
 @dataclass
 class ReportModel:
     generated_at: datetime
@@ -137,6 +154,7 @@ class ReportModel:
     footnotes: list[Reference]  # reference sources used, numbered from 1 in this order
     prompt_sections: list[PromptSection] = field(default_factory=list)  # one per prompt-learning protocol present
     show_intervals: bool = False  # print each cell's 95 % interval in the tables (`vrbench report --intervals`)
+    conflicts: list[ConflictRow] = field(default_factory=list)  # jobs with more than one result
 
     @property
     def n_runs(self) -> int:
@@ -178,14 +196,24 @@ def _group_exprs(con: duckdb.DuckDBPyConnection, group_by: tuple[str, ...]) -> l
             exprs.append(f"CAST(r.{name} AS VARCHAR)")
         elif name in _ENV_GROUPABLE:
             exprs.append(f"CAST(e.{name} AS VARCHAR)")
+        elif name in _PROVENANCE_GROUPABLE:
+            exprs.append(_PROVENANCE_GROUPABLE[name])
         else:
             key = name.removeprefix("config.")
             if not _CONFIG_KEY.match(key) or key not in config_keys:
-                known = sorted({*_RUN_GROUPABLE, *_ENV_GROUPABLE, SOURCE_GROUP, *config_keys})
+                known = sorted({*_RUN_GROUPABLE, *_ENV_GROUPABLE, *_PROVENANCE_GROUPABLE, SOURCE_GROUP,
+                                *config_keys})
                 raise ConfigError(f"Cannot group the report by {name!r}: not a run, environment or config field. "
                                   f"Known: {', '.join(known)}.")
             exprs.append(f"json_extract_string(r.config, '$.{key}')")
     return exprs
+
+
+# The leaderboard's scores with everything a report may group by (run, environment and provenance fields);
+# load_cells and load_scores must read the same rows, or the marks would test other seeds than the cells show.
+_LEADERBOARD_SCORES = """FROM scores s JOIN runs r ON r.run_id = s.run_id
+                   LEFT JOIN environments e ON e.run_id = s.run_id LEFT JOIN provenance p ON p.run_id = s.run_id
+              WHERE (r.protocol IS NULL OR NOT list_contains(?, r.protocol))"""
 
 
 def load_cells(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None,
@@ -195,16 +223,16 @@ def load_cells(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None,
     where, params = _filter(run_ids, "s.run_id")
     group_sql = "".join(f", {g} AS g{i}" for i, g in enumerate(groups))
     sql = f"""SELECT s.method, s.backbone, s.dataset, s.rule{group_sql},
-                     count(*), avg(s.acc), stddev_samp(s.acc), min(s.acc), max(s.acc)
-              FROM scores s JOIN runs r ON r.run_id = s.run_id LEFT JOIN environments e ON e.run_id = s.run_id
-              WHERE (r.protocol IS NULL OR NOT list_contains(?, r.protocol)) AND {where}
+                     count(*), avg(s.acc), stddev_samp(s.acc), min(s.acc), max(s.acc),
+                     count(*) FILTER (WHERE s.run_id IN (SELECT run_id FROM job_results))
+              {_LEADERBOARD_SCORES} AND {where}
               GROUP BY ALL ORDER BY ALL"""
     out = []
     for row in con.execute(sql, [list(PROMPT_PROTOCOLS), *params]).fetchall():
         method, backbone, dataset, rule = row[:4]
         values = tuple("—" if v is None else str(v) for v in row[4:4 + len(groups)])
-        n, mean, std, lo, hi = row[4 + len(groups):]
-        out.append((method, backbone, dataset, rule, values, Cell(n, mean, std, lo, hi)))
+        n, mean, std, lo, hi, conflicts = row[4 + len(groups):]
+        out.append((method, backbone, dataset, rule, values, Cell(n, mean, std, lo, hi, conflicts=conflicts)))
     return out
 
 
@@ -216,8 +244,7 @@ def load_scores(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None,
     where, params = _filter(run_ids, "s.run_id")
     group_sql = "".join(f", {g} AS g{i}" for i, g in enumerate(groups))
     sql = f"""SELECT s.method, s.backbone, s.dataset, s.rule{group_sql}, s.seed, avg(s.acc)
-              FROM scores s JOIN runs r ON r.run_id = s.run_id LEFT JOIN environments e ON e.run_id = s.run_id
-              WHERE (r.protocol IS NULL OR NOT list_contains(?, r.protocol)) AND {where}
+              {_LEADERBOARD_SCORES} AND {where}
               GROUP BY ALL"""
     out = []
     for row in con.execute(sql, [list(PROMPT_PROTOCOLS), *params]).fetchall():
@@ -238,6 +265,20 @@ def load_failed(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None)
         failed.append(FailedRun(run_id, method, backbone, dataset, seed, error_type or "error",
                                 lines[0] if lines else "(no message)", _setting(*setting)))
     return failed
+
+
+def load_conflicts(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None) -> list[ConflictRow]:
+    """The jobs in scope that have more than one result, with their keys and differences."""
+    from vrbench.share.conflicts import conflicts
+
+    found = conflicts(con, run_ids)
+    if not found:
+        return []
+    keys = {row[0]: row[1:] for row in con.execute(
+        "SELECT run_id, method, backbone, dataset, seed FROM runs WHERE list_contains(?, run_id)",
+        [[c.run_id for c in found]]).fetchall()}
+    return [ConflictRow(c.run_id, *keys.get(c.run_id, ("?", "?", "?", None)), counted=c.results[0].origin,
+                        note=c.note) for c in found]
 
 
 def _setting(protocol: str | None, shots: int | None, subsample: str | None, source: str | None) -> str:
@@ -284,7 +325,7 @@ def build_boards(cells: list[tuple[str, str, str, str, tuple[str, ...], Cell]], 
             if key not in refs:
                 refs[key] = match(method, backbone, dataset, paper=paper, rows=reference_rows)
             row = rows.setdefault((method, backbone, groups), Row(method, backbone, groups))
-            row.cells[dataset] = Cell(cell.n, cell.mean, cell.std, cell.min, cell.max, refs[key])
+            row.cells[dataset] = replace(cell, ref=refs[key])
         if not rows:
             continue
         datasets = sorted({d for r in rows.values() for d in r.cells}, key=_dataset_key)
