@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from vrbench.errors import ResultsError
+from vrbench.share.conflicts import alternates_listing, index_job_results, indexed_listing
 from vrbench.store import schema
 from vrbench.store.diskfull import is_disk_full, out_of_space
 from vrbench.store.scan import Problem, RunRecord, scan_runs
@@ -125,7 +126,7 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...]
 
 def _delete(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
     if run_ids:
-        for table in ("epochs", "environments", "problems", "runs"):
+        for table in ("epochs", "environments", "problems", "provenance", "runs"):
             con.execute(f"DELETE FROM {table} WHERE list_contains(?, run_id)", [run_ids])
 
 
@@ -136,6 +137,7 @@ def _write(con: duckdb.DuckDBPyConnection, records: list[RunRecord], ingested_at
     _insert(con, "environments", schema.ENV_COLUMNS, [r.env for r in records if r.env is not None])
     _insert(con, "problems", schema.PROBLEM_COLUMNS, [(r.run_id, p.path.name, p.reason) for r in records
                                                        for p in r.problems])
+    _insert(con, "provenance", schema.PROVENANCE_COLUMNS, [r.provenance for r in records if r.provenance])
 
 
 def ingest(results_root: Path, db_path: Path) -> IngestStats:
@@ -188,6 +190,7 @@ def _mirror(results_root: Path, db_path: Path) -> IngestStats:
             if scan.restat:  # contents unchanged, files touched: remember their new stat so they are not read again
                 con.executemany("UPDATE runs SET source_stat = ? WHERE run_id = ?",
                                 [(stat, run_id) for run_id, stat in scan.restat.items()])
+            index_job_results(con, results_root)  # jobs with a second result (alternates/): a few rows
             con.commit()
         except BaseException:
             con.rollback()
@@ -219,6 +222,8 @@ def is_current(results_root: Path, db_path: Path) -> bool:
     try:
         check_schema(con, db_path)
         existing = _known(con)
+        if indexed_listing(con) != alternates_listing(Path(results_root)):
+            return False
     except ResultsError:
         return False
     finally:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vrbench.share.layout import PROVENANCE, provenance_row
 from vrbench.store.rundir import CONFIG, ENV, ERROR, METRICS, RESULT
 from vrbench.store.schema import ENV_COLUMNS, EPOCH_COLUMNS, SCHEMA_VERSION
 
@@ -45,6 +46,7 @@ class RunRecord:
     env: tuple[Any, ...] | None
     digest: str
     problems: list[Problem] = field(default_factory=list)
+    provenance: tuple[Any, ...] | None = None  # runs that came in a bundle (provenance.json)
 
 
 @dataclass
@@ -233,7 +235,7 @@ def _digest(*parts: bytes | None) -> str:
 
 
 UNCHANGED = "unchanged"
-SOURCE_FILES = (CONFIG, RESULT, ERROR, METRICS, ENV)
+SOURCE_FILES = (CONFIG, RESULT, ERROR, METRICS, ENV, PROVENANCE)
 RACY_NS = 2_000_000_000  # files modified this recently may change again within their mtime's granularity
 
 
@@ -282,7 +284,8 @@ def read_run(run_dir: Path, known_digest: str | None = None,
         metrics_path, env_path = run_dir / "metrics.jsonl", run_dir / "env.json"
         metrics_raw = _optional_bytes(metrics_path, problems, "epochs")
         env_raw = _optional_bytes(env_path, problems, "environment")
-        digest = _digest(outcome_path.name.encode(), config_raw, outcome_raw, metrics_raw, env_raw)
+        provenance_raw = _optional_bytes(run_dir / PROVENANCE, problems, "provenance")
+        digest = _digest(outcome_path.name.encode(), config_raw, outcome_raw, metrics_raw, env_raw, provenance_raw)
         if digest == known_digest and not problems:
             return UNCHANGED, [], stat
         doc = _config_doc(run_dir, config_raw)
@@ -293,7 +296,8 @@ def read_run(run_dir: Path, known_digest: str | None = None,
     env = None if env_raw is None else _env(run_dir.name, env_path, env_raw, problems)
     row["source_digest"] = digest
     row["source_stat"] = "" if problems else stat  # a run with problems is read again every time, as before
-    return RunRecord(run_dir.name, row, epochs, env, digest, problems), problems, stat
+    provenance = provenance_row(run_dir.name, provenance_raw)
+    return RunRecord(run_dir.name, row, epochs, env, digest, problems, provenance), problems, stat
 
 
 def scan_runs(runs_dir: Path, known: dict[str, tuple[str, str | None]] | None = None) -> ScanResult:

@@ -58,7 +58,24 @@ later ingestions, which do not re-read unchanged runs, still report them::
 
     run_id VARCHAR, file VARCHAR (a file name inside the run directory), reason VARCHAR
 
-``meta`` — ``(key VARCHAR PRIMARY KEY, value VARCHAR)``; holds ``schema_version``. An index with another schema
+``provenance`` — one row per indexed run that arrived in a bundle (``vrbench import``; runs/<run_id>/provenance.json,
+see docs/leaderboard.md); runs made here have none::
+
+    run_id VARCHAR PRIMARY KEY, bundle VARCHAR (the bundle's file name), bundle_sha256 VARCHAR,
+    source_host VARCHAR (the host that exported it), exported_at TIMESTAMP, imported_at TIMESTAMP
+
+``job_results`` — every result of a job that has more than one (a conflict: a bundle brought a different result
+for a run id that was already done here). The run directory's result is the ``counted`` one (the only one in
+``runs``, ``scores`` and ``cells``); the others live in ``alternates/<run_id>/<result_key>/``
+(:mod:`vrbench.share.conflicts`)::
+
+    run_id VARCHAR, result_key VARCHAR (16 hex digits of the digest of result.json, metrics.jsonl, env.json and
+    mapping.json), counted BOOLEAN, location VARCHAR (the directory, relative to the results root), status VARCHAR,
+    final_acc DOUBLE, best_test_acc DOUBLE, best_val_acc DOUBLE, epochs BIGINT, finished_at TIMESTAMP,
+    env JSON (the whole env.json), source_host VARCHAR, bundle VARCHAR, imported_at TIMESTAMP
+
+``meta`` — ``(key VARCHAR PRIMARY KEY, value VARCHAR)``; holds ``schema_version`` (and ``alternates``, the listing
+of ``alternates/`` that ``job_results`` was built from). An index with another schema
 version is dropped and rebuilt from the run directories on the next ingestion.
 
 Views
@@ -82,7 +99,8 @@ from __future__ import annotations
 
 # 2: the prompt-learning columns shots, subsample, stage, train_run, source_dataset (and view keys).
 # 3: source_stat, so that an unchanged run is recognised from its files' stat without reading them.
-SCHEMA_VERSION = "3"
+# 4: provenance (imported runs) and job_results (jobs with more than one result).
+SCHEMA_VERSION = "4"
 
 RUN_COLUMNS: tuple[str, ...] = (
     "run_id", "method", "input", "mapping", "backbone", "dataset", "seed", "protocol", "shots", "subsample", "stage",
@@ -116,7 +134,19 @@ TABLES_DDL: tuple[str, ...] = (
         git_sha VARCHAR, device VARCHAR, device_name VARCHAR, precision VARCHAR, threads BIGINT, hostname VARCHAR,
         platform VARCHAR)""",
     "CREATE TABLE IF NOT EXISTS problems (run_id VARCHAR NOT NULL, file VARCHAR, reason VARCHAR)",
+    """CREATE TABLE IF NOT EXISTS provenance (
+        run_id VARCHAR PRIMARY KEY, bundle VARCHAR, bundle_sha256 VARCHAR, source_host VARCHAR,
+        exported_at TIMESTAMP, imported_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS job_results (
+        run_id VARCHAR NOT NULL, result_key VARCHAR NOT NULL, counted BOOLEAN, location VARCHAR, status VARCHAR,
+        final_acc DOUBLE, best_test_acc DOUBLE, best_val_acc DOUBLE, epochs BIGINT, finished_at TIMESTAMP,
+        env JSON, source_host VARCHAR, bundle VARCHAR, imported_at TIMESTAMP)""",
 )
+PROVENANCE_COLUMNS: tuple[str, ...] = (
+    "run_id", "bundle", "bundle_sha256", "source_host", "exported_at", "imported_at")
+JOB_RESULT_COLUMNS: tuple[str, ...] = (
+    "run_id", "result_key", "counted", "location", "status", "final_acc", "best_test_acc", "best_val_acc", "epochs",
+    "finished_at", "env", "source_host", "bundle", "imported_at")
 
 _RULE_COLUMNS = (("final", "final_acc"), ("best_test", "best_test_acc"), ("best_val", "best_val_acc"))
 
@@ -149,5 +179,6 @@ VIEWS_DDL: tuple[str, ...] = (
 DROP_DDL: tuple[str, ...] = (
     "DROP VIEW IF EXISTS cells_by_env", "DROP VIEW IF EXISTS cells", "DROP VIEW IF EXISTS scores",
     "DROP TABLE IF EXISTS runs", "DROP TABLE IF EXISTS epochs", "DROP TABLE IF EXISTS environments",
-    "DROP TABLE IF EXISTS problems", "DROP TABLE IF EXISTS meta",
+    "DROP TABLE IF EXISTS problems", "DROP TABLE IF EXISTS provenance", "DROP TABLE IF EXISTS job_results",
+    "DROP TABLE IF EXISTS meta",
 )
