@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 
 from vrbench.report.model import _SOURCE_SQL, Cell, _setting, load_cells
+from vrbench.share.conflicts import Conflict, conflicts
 from vrbench.store.db import check_schema, connect
 
 CellKey = tuple[str, str, str]  # (method, backbone, dataset)
@@ -53,12 +54,16 @@ class RunInfo:
     error_message: str | None
     config: str | None
     source_digest: str | None
+    source: str  # "built-in" or the plugin package(s) and version(s) of its method, backbone or dataset
     hostname: str | None
     device: str | None
     precision: str | None
     torch_version: str | None
     vrbench_version: str | None
-    source: str  # "built-in" or the plugin package(s) and version(s) of its method, backbone or dataset
+    bundle: str | None  # provenance of an imported run (vrbench import): the bundle, the host that exported it
+    source_host: str | None
+    exported_at: datetime | None
+    imported_at: datetime | None
 
     @property
     def cell(self) -> CellKey:
@@ -78,12 +83,14 @@ _COLUMNS = ", ".join(f"r.{c}" for c in (
     "source_dataset", "status", "epochs", "final_acc", "best_test_acc", "best_test_epoch", "best_val_acc",
     "best_val_epoch", "train_seconds", "finished_at", "error_type", "error_message", "config", "source_digest"))
 _ENV = "e.hostname, e.device, e.precision, e.torch_version, e.vrbench_version"
+_PROVENANCE = "p.bundle, p.source_host, p.exported_at, p.imported_at"
 
 
 @dataclass
 class SiteData:
     runs: list[RunInfo]
     cells: dict[CellKey, dict[str, Cell]]  # leaderboard cells: (method, backbone, dataset) -> rule -> Cell
+    conflicts: dict[str, Conflict]  # run_id -> its results, where a job has more than one
     by_cell: dict[CellKey, list[RunInfo]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -111,14 +118,16 @@ def load_site_data(db_path: Path) -> SiteData:
     con = connect(db_path, read_only=True)
     try:
         check_schema(con, db_path)
-        rows = con.execute(f"""SELECT {_COLUMNS}, {_ENV}, {_SOURCE_SQL} FROM runs r
-                               LEFT JOIN environments e ON e.run_id = r.run_id ORDER BY r.run_id""").fetchall()
+        rows = con.execute(f"""SELECT {_COLUMNS}, {_SOURCE_SQL}, {_ENV}, {_PROVENANCE} FROM runs r
+                               LEFT JOIN environments e ON e.run_id = r.run_id
+                               LEFT JOIN provenance p ON p.run_id = r.run_id ORDER BY r.run_id""").fetchall()
+        found = {c.run_id: c for c in conflicts(con)}
         cells: dict[CellKey, dict[str, Cell]] = defaultdict(dict)
         for method, backbone, dataset, rule, _groups, cell in load_cells(con):
             cells[(method, backbone, dataset)][rule] = cell
     finally:
         con.close()
-    return SiteData([RunInfo(*row) for row in rows], dict(cells))
+    return SiteData([RunInfo(*row) for row in rows], dict(cells), found)
 
 
 Epoch = tuple[int, float | None, float | None, float | None, float | None]  # epoch, loss, train, val, test
