@@ -36,7 +36,7 @@ class WriteStats:
 
     @property
     def figures_written(self) -> list[str]:
-        return [path for path in self.files_written if path.endswith(".png")]
+        return [path for path in self.pages_written + self.files_written if path.endswith(".png")]
 
 
 def _safe(path: str) -> bool:
