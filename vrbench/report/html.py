@@ -52,7 +52,7 @@ def template_env(*directories: Path) -> Any:
 
     return jinja2.Environment(loader=jinja2.FileSystemLoader([*map(str, directories), str(TEMPLATES)]),
                               autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True)
+                              lstrip_blocks=True, auto_reload=False)  # the site renders thousands of pages
 
 
 def _cell_view(board: Board, model: ReportModel, dataset: str, row: Any, links: Links) -> dict[str, str] | None:

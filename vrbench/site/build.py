@@ -301,6 +301,7 @@ class SiteBuilder:
         view = {
             "n_runs": len(data.runs), "n_done": counts["done"], "n_failed": counts["failed"],
             "last_update": views._time(data.last_update), "tables": tables, "coverage": rows,
+            "suites": [s.name for s in self.suites],
             "hosts": [{"name": name, "runs": n} for name, n in sorted(data.hosts.items())],
             "conflicts": [{"run_id": c.run_id, "href": paths.run_page(c.run_id), "summary": c.note}
                           for c in data.conflicts.values()],
