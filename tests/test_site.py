@@ -145,3 +145,14 @@ def test_vrbench_site_does_not_import_torch(made: SiteResults, tmp_path: Path) -
                          capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "site" / "index.html").exists()
+
+
+def test_home_page_shows_published_cell_coverage_of_the_suites(made: SiteResults, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    suites = [load_suite(SMOKE), load_suite(ROOT / "suites" / "cvpr23.yaml")]
+    build_site(made.results, out, suites)
+    home = (out / "index.html").read_text()
+    row = home[home.index("main_cnn_table") - 200:home.index("main_cnn_table") + 300]
+    assert 'href="tables/cvpr23.html"' in row and ">169<" in row and "100 %" in row
+    assert (out / "tables/cvpr23.html").exists()  # none of its jobs has run here: the page says so
+    assert "No finished run has an accuracy yet" in (out / "tables/cvpr23.html").read_text()
