@@ -112,8 +112,7 @@ class SiteBuilder:
     # ------------------------------------------------------------------------------------------ pages
 
     def build(self) -> WriteStats:
-        self.writer.page("assets/search.js", fingerprint("asset", None),
-                         lambda: ((ASSETS / "search.js").read_bytes(), {}))
+        self.assets()
         table_links = [{"title": t.title, "path": t.path, "methods": self._table_methods(t)} for t in self.tables]
         home_tables = [self.table_page(t) for t in self.tables]
         for method in self.data.methods():
@@ -136,6 +135,17 @@ class SiteBuilder:
         self.search_index()
         self.home(home_tables)
         return self.writer.finish()
+
+    def assets(self) -> None:
+        """The site's script and styles, and the report's CSS and table script from the report's own template
+        (its blocks head_style and table_script), written once instead of inline on every page."""
+        report = self.env.get_template("report.html.j2")
+        files = {name: (ASSETS / name).read_text(encoding="utf-8") for name in ("search.js", "site.css")}
+        for name, block, tag in (("report.css", "head_style", "style"), ("tables.js", "table_script", "script")):
+            text = "".join(report.blocks[block](report.new_context({}))).strip()
+            files[name] = text.removeprefix(f"<{tag}>").removesuffix(f"</{tag}>").strip("\n") + "\n"
+        for name, text in files.items():
+            self.writer.page(f"assets/{name}", fingerprint("asset", text), lambda t=text: (t, {}))
 
     def _page(self, page: str, kind: str, view: Any, render: Any) -> bool:
         return self.writer.page(page, fingerprint(kind, view), lambda: (render(), {}))
