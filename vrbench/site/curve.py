@@ -35,11 +35,16 @@ def curve_svg(epochs: list[Epoch]) -> str:
         low, high = low - 0.5, high + 0.5
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
+    x_scale = plot_w / (last - first) if last > first else 0.0
+    x_origin = LEFT - first * x_scale if last > first else LEFT + plot_w / 2
+    y_scale = plot_h / (high - low)
+    y_origin = TOP + high * y_scale
+
     def x(epoch: float) -> float:
-        return LEFT + (plot_w * (epoch - first) / (last - first) if last > first else plot_w / 2)
+        return x_origin + epoch * x_scale
 
     def y(value: float) -> float:
-        return TOP + plot_h * (high - value) / (high - low)
+        return y_origin - value * y_scale
 
     parts = [f'<svg class="curve" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
              f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="learning curve">',
@@ -53,7 +58,7 @@ def curve_svg(epochs: list[Epoch]) -> str:
     parts.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 4}" text-anchor="middle" font-size="11">'
                  'epoch</text>')
     for index, (series, points) in enumerate(drawn):
-        path = " ".join(f"{x(e):.1f},{y(v):.1f}" for e, v in points)
+        path = " ".join([f"{x_origin + e * x_scale:.1f},{y_origin - v * y_scale:.1f}" for e, v in points])
         parts.append(f'<polyline fill="none" stroke="{series.colour}" stroke-width="1.6" points="{path}"/>')
         if len(points) == 1:
             parts.append(f'<circle cx="{x(points[0][0]):.1f}" cy="{y(points[0][1]):.1f}" r="3" '

@@ -54,6 +54,7 @@ class SiteWriter:
         self.stats = WriteStats()
         self._old = self._read_manifest()
         self._new: dict[str, dict] = {}
+        self._folders: set[Path] = set()  # made already (one mkdir per folder, not per file)
 
     def _read_manifest(self) -> dict[str, dict]:
         path = self.out / MANIFEST
@@ -93,7 +94,9 @@ class SiteWriter:
         if not _safe(path):
             raise ValueError(f"not a site path: {path!r}")
         target = self.out / path
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in self._folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(target.parent)
         temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             if isinstance(data, Path):
