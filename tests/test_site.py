@@ -110,6 +110,8 @@ def test_conflicts_and_provenance_are_shown(made: SiteResults, tmp_path: Path) -
     assert "lab-b.vrbundle" in imported and "Provenance" in imported
     cell = (out / paths.cell_page(*_cell_of(made, made.conflict))).read_text()
     assert "conflict</b>" in cell
+    table = (out / "tables/smoke.html").read_text()  # the report's conflicts section, linked to the run page
+    assert 'id="conflicts"' in table and f'<a href="../{paths.run_page(made.conflict)}">{made.conflict}</a>' in table
 
 
 def _cell_of(made: SiteResults, run_id: str) -> tuple[str, str, str]:

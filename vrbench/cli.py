@@ -281,6 +281,12 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
     counts: Counter[str] = Counter()
     colours = {"done": "green", "failed": "red", "running": "cyan", "queued": "blue", "stale": "yellow",
                "corrupt": "red"}
+    if show_state:
+        from rich.markup import escape as rich_escape
+
+        from vrbench.share.conflicts import notes
+
+        conflicts = notes(results, {job.run_id for job in jobs})  # jobs with a second result (vrbench import)
     for index, (job, state) in enumerate(describe_states(jobs, results)):
         c = job.config
         dataset = c["dataset"] + (f" ({c['subsample']})" if c.get("subsample") not in (None, "all") else "")
@@ -291,7 +297,10 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
         if show_state:
             counts[state.status] += 1
             colour = colours.get(state.status, "white")
-            row += [f"[{colour}]{state.status}[/]", state.detail]
+            conflict = conflicts.get(job.run_id)
+            counts["conflicts"] += conflict is not None
+            flag = f"; [red]{rich_escape(conflict)}[/]" if conflict else ""
+            row += [f"[{colour}]{state.status}[/]", state.detail + flag]
         else:
             cost = job_tmacs(c)
             total += cost
@@ -308,7 +317,7 @@ def _print_jobs(jobs, results: Path, show_state: bool, title: str) -> None:
                       f"per job at most {human_bytes(footprint.peak_host)} host memory and "
                       f"{human_bytes(footprint.peak_gpu)} GPU memory on CUDA", highlight=False)
     if show_state:
-        console.print("  ".join(f"{name}: {count}" for name, count in sorted(counts.items())))
+        console.print("  ".join(f"{name}: {count}" for name, count in sorted(counts.items()) if count))
 
 
 class Format(str, Enum):
@@ -385,6 +394,45 @@ def collect(results: ResultsOpt = DEFAULT_RESULTS) -> None:
         _ingest(results)
     except VrbenchError as exc:
         raise _fail(exc) from None
+
+
+@app.command("export")
+def export_(
+    out: Annotated[Path, typer.Option("--out", "-o", help="bundle file (.tar, or .tar.gz / .tgz compressed)")],
+    results: ResultsOpt = DEFAULT_RESULTS,
+    suite: Annotated[Path | None, typer.Option(help="only the done jobs of this suite")] = None,
+    run_id: Annotated[list[str] | None, typer.Option("--run-id", help="only this run (repeatable)")] = None,
+    with_checkpoints: Annotated[bool, typer.Option(help="include checkpoint.pt files")] = False,
+) -> None:
+    """Pack finished runs (config, env, metrics, mapping, result) with a checksummed manifest (docs/leaderboard.md)."""
+    from vrbench.share.commands import export_runs
+
+    try:
+        console.print(export_runs(out, results, suite, run_id, with_checkpoints), highlight=False)
+    except VrbenchError as exc:
+        raise _fail(exc) from None
+
+
+@app.command("import")
+def import_(
+    bundles: Annotated[list[Path], typer.Argument(help="bundle files written by `vrbench export`")],
+    results: ResultsOpt = DEFAULT_RESULTS,
+) -> None:
+    """Merge bundles by run id: new runs added, identical ones skipped, a different result kept beside ours."""
+    from vrbench.share.commands import import_bundles
+
+    try:
+        lines, warnings, refused = import_bundles(bundles, results)
+    except VrbenchError as exc:
+        raise _fail(exc) from None
+    for line in lines:
+        console.print(line, highlight=False)
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    for refusal in refused:
+        err_console.print(f"[bold red]error:[/] {refusal}", highlight=False, soft_wrap=True)
+    if refused:
+        raise typer.Exit(2)
 
 
 class Listing(str, Enum):

@@ -4,6 +4,7 @@
     >>> res = Results("results")               # refreshes results/vrbench.duckdb if a run finished since
     >>> res.cells(rule="best_test")            # mean, std, n per method x backbone x dataset
     >>> res.epochs(dataset="digits")           # one row per epoch, with the run's method, backbone and seed
+    >>> res.conflicts()                        # jobs with more than one result (vrbench import), what differs
 
 Everything is read through DuckDB from the index, read-only, one short connection per call (so a notebook never
 holds a lock that would stop ``vrbench run`` from indexing). The index is brought up to date when it is stale,
@@ -63,8 +64,40 @@ class Results:
         columns; ``where`` filters on method, backbone, dataset, seed or protocol."""
         columns = [c for c in RUN_COLUMNS if c not in ("ingested_at", "source_digest", "source_stat")]
         clause, params = _where({"status": status, **where}, prefix="")
-        return self.sql(f"SELECT {', '.join(columns)} FROM runs WHERE {clause} ORDER BY {', '.join(_RUN_KEYS)}, "
-                        "run_id", params)
+        frame = self.sql(f"SELECT {', '.join(columns)} FROM runs WHERE {clause} ORDER BY {', '.join(_RUN_KEYS)}, "
+                         "run_id", params)
+        notes = {c.run_id: c.note for c in self._conflicts()}
+        frame["conflict"] = frame["run_id"].map(notes)  # "conflict: 2 results for one job (...)", else NaN
+        return frame
+
+    def _conflicts(self) -> list:
+        from vrbench.share.conflicts import conflicts
+
+        con = connect(self.db_path, read_only=True)
+        try:
+            check_schema(con, self.db_path)
+            return conflicts(con)
+        finally:
+            con.close()
+
+    def conflicts(self) -> pd.DataFrame:
+        """One row per result of each job that has more than one (a run id imported with a different result): the
+        counted one (in runs/, the one cells use) first, with its scores, origin, the ``note`` that says what
+        differs, and one ``env.<key>`` column per env.json key whose value differs between the results."""
+        import pandas as pd
+
+        rows = []
+        for conflict in self._conflicts():
+            for index, result in enumerate(conflict.results):
+                rows.append({"run_id": result.run_id, "result_key": result.result_key, "counted": result.counted,
+                             "location": result.location, "final_acc": result.final_acc,
+                             "best_test_acc": result.best_test_acc, "best_val_acc": result.best_val_acc,
+                             "origin": result.origin, "source_host": result.source_host, "bundle": result.bundle,
+                             "imported_at": result.imported_at, "note": conflict.note,
+                             **{f"env.{key}": values[index] for key, values in conflict.env.items()}})
+        columns = ["run_id", "result_key", "counted", "location", "final_acc", "best_test_acc", "best_val_acc",
+                   "origin", "source_host", "bundle", "imported_at", "note"]
+        return pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [k for r in rows for k in r])))
 
     def epochs(self, **where: Any) -> pd.DataFrame:
         """One row per epoch of a done run (metrics.jsonl), with the run's keys beside it."""

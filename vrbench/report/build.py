@@ -19,6 +19,7 @@ from vrbench.report.model import (
     count_runs,
     has_plugin_runs,
     load_cells,
+    load_conflicts,
     load_failed,
 )
 from vrbench.report.prompt import PROMPT_RULE, build_prompt_sections, load_prompt_runs
@@ -43,6 +44,7 @@ def load_model(db_path: Path, run_ids: set[str] | None = None, paper: str | None
         prompt_runs = load_prompt_runs(con, run_ids, tuple(group_by))
         failed = load_failed(con, run_ids)
         n_done, n_failed = count_runs(con, run_ids)
+        conflicts = load_conflicts(con, run_ids)
     finally:
         con.close()
     boards = build_boards(cells, paper, reference_rows)
@@ -50,7 +52,7 @@ def load_model(db_path: Path, run_ids: set[str] | None = None, paper: str | None
     return ReportModel(
         generated_at=datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0), n_done=n_done,
         n_failed=n_failed, paper=paper, group_by=tuple(group_by), boards=boards, failed=failed,
-        footnotes=collect_footnotes(boards, sections), prompt_sections=sections,
+        footnotes=collect_footnotes(boards, sections), prompt_sections=sections, conflicts=conflicts,
     )
 
 

@@ -120,6 +120,20 @@ def failed_error(error_type: str, first_line: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+CONFLICT_NOTE = ("Each job below has more than one result: the same run id (the hash of the same config) arrived "
+                 "from another machine or bundle with different files. Cells count one result per job, the "
+                 "counted one (runs/<run_id>/, the result that was here first); the others are kept in "
+                 "alternates/<run_id>/ and never averaged in. See docs/leaderboard.md.")
+
+
+def conflicts_line(model: ReportModel) -> str:
+    """The summary line under the report's title; '' without conflicts."""
+    n = len(model.conflicts)
+    if not n:
+        return ""
+    return f"{n} job{'s' if n > 1 else ''} with more than one result (conflict): listed under Conflicts."
+
+
 def how_to_read(model: ReportModel) -> list[str]:
     """The legend at the end; the leaderboard lines are left out only when the report has prompt tables alone."""
     leaderboards = bool(model.boards) or not model.prompt_sections

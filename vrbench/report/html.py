@@ -138,6 +138,10 @@ def report_context(model: ReportModel, figures: list[Figure] | None = None, link
                  "run_id": r.run_id, "href": links.run(r.run_id) or ""} for r in model.failed],
         footnotes=[f.footnote_text(ref, model.cited_metrics(ref)) for ref in model.footnotes],
         how_to_read=f.how_to_read(model),
+        conflicts_line=f.conflicts_line(model), conflict_note=f.CONFLICT_NOTE,
+        conflicts=[{"method": c.method, "backbone": c.backbone, "dataset": c.dataset,
+                    "seed": "—" if c.seed is None else c.seed, "run_id": c.run_id, "counted": c.counted,
+                    "note": c.note, "href": links.run(c.run_id) or ""} for c in model.conflicts],
         figures=[_figure_view(fig, figure_src) for fig in figures or () if not fig.key.startswith(MAPPING_PREFIX)],
         mappings=[_figure_view(fig, figure_src) for fig in figures or () if fig.key.startswith(MAPPING_PREFIX)],
     )

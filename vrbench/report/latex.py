@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from vrbench.report.formatting import AVERAGE_NOTE, NO_VALUE, NOT_RUN, acc, prompt_missing
+from vrbench.report.formatting import (
+    AVERAGE_NOTE,
+    CONFLICT_NOTE,
+    NO_VALUE,
+    NOT_RUN,
+    acc,
+    conflicts_line,
+    prompt_missing,
+)
 from vrbench.report.model import Board, Cell, ReportModel
 from vrbench.report.prompt import PromptSection, PromptTable, Value
 from vrbench.report.references import PAPER_RULE, Reference
@@ -156,6 +164,11 @@ def render_latex(model: ReportModel, with_paper: bool = False) -> str:
            r"% \input this file into a document that loads booktabs (\usepackage{booktabs}).", ""]
     if not model.boards and not model.prompt_sections:
         out.append("% No finished run has an accuracy yet: run a suite, then `vrbench report` again.")
+    if model.conflicts:  # comments: the tables keep their layout, the .tex source says what to check
+        out += [f"% {conflicts_line(model)}", f"% {CONFLICT_NOTE}"]
+        out += [" ".join(f"% {c.method} / {c.backbone} / {c.dataset} / seed {c.seed}, run {c.run_id} (counted: "
+                         f"{c.counted}): {c.note}".split()) for c in model.conflicts]
+        out.append("")
     for board in model.boards:
         out += _board(board, model, with_paper)
     for section in model.prompt_sections:

@@ -77,6 +77,8 @@ def render_markdown(model: ReportModel) -> str:
     out = ["# vrbench report", "",
            f"Generated {model.generated_at:%Y-%m-%d %H:%M} UTC from {model.n_runs} runs "
            f"({model.n_done} done, {model.n_failed} failed){scope}.", ""]
+    if model.conflicts:
+        out += [f"**{f.conflicts_line(model)}**", ""]
     if not model.boards and not model.prompt_sections:
         out += ["No finished run has an accuracy yet: run a suite, then `vrbench report` again.", ""]
     for board in model.boards:
@@ -92,6 +94,13 @@ def render_markdown(model: ReportModel) -> str:
                       [":---", ":---", ":---", "---:", ":---", ":---"])
         out += ["", "Each failed run's directory holds error.json with the full traceback; `vrbench status` "
                 "lists them and a re-run retries them.", ""]
+    if model.conflicts:
+        out += ["## Conflicts", "", f.CONFLICT_NOTE, ""]
+        out += _table(["Method", "Backbone", "Dataset", "Seed", "Run", "Counted", "Conflict"],
+                      [[md(c.method), md(c.backbone), md(c.dataset), md("—" if c.seed is None else c.seed),
+                        md(c.run_id), md(c.counted), md(c.note)] for c in model.conflicts],
+                      [":---", ":---", ":---", "---:", ":---", ":---", ":---"])
+        out += [""]
     if model.footnotes:
         out += ["## Published values", ""]
         out += [f"{i}. {f.footnote_text(ref, model.cited_metrics(ref))}"

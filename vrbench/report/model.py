@@ -40,6 +40,9 @@ DATASET_ORDER: tuple[str, ...] = (
 )
 
 _RUN_GROUPABLE: tuple[str, ...] = ("input", "mapping", "protocol", "epochs", "seed", "val_size")
+# Where a run came from (provenance of `vrbench import`); runs made here group as 'local'.
+_PROVENANCE_GROUPABLE: dict[str, str] = {"source_host": "coalesce(p.source_host, 'local')",
+                                         "bundle": "coalesce(p.bundle, 'local')"}
 _ENV_GROUPABLE: tuple[str, ...] = ENV_COLUMNS[1:]
 _CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Where a run's plugin entries come from (config.plugins: role -> "package==version"), "built-in" for vrbench's own.
@@ -115,6 +118,19 @@ class FailedRun:
     setting: str = ""  # prompt-learning runs: protocol, shots, class subset, source (empty for VR runs)
 
 
+@dataclass(frozen=True)
+class ConflictRow:
+    """A job with more than one result (vrbench.share.conflicts): its keys and what differs."""
+
+    run_id: str
+    method: str
+    backbone: str
+    dataset: str
+    seed: int | None
+    counted: str  # where the counted result came from: 'local' or 'bundle X from host Y'
+    note: str  # "conflict: 2 results for one job (final_acc 41.20 vs 40.10; hostname a vs b)"
+
+
 @dataclass
 class ReportModel:
     generated_at: datetime
@@ -126,6 +142,7 @@ class ReportModel:
     failed: list[FailedRun]
     footnotes: list[Reference]  # reference sources used, numbered from 1 in this order
     prompt_sections: list[PromptSection] = field(default_factory=list)  # one per prompt-learning protocol present
+    conflicts: list[ConflictRow] = field(default_factory=list)  # jobs with more than one result
 
     @property
     def n_runs(self) -> int:
@@ -167,10 +184,13 @@ def _group_exprs(con: duckdb.DuckDBPyConnection, group_by: tuple[str, ...]) -> l
             exprs.append(f"CAST(r.{name} AS VARCHAR)")
         elif name in _ENV_GROUPABLE:
             exprs.append(f"CAST(e.{name} AS VARCHAR)")
+        elif name in _PROVENANCE_GROUPABLE:
+            exprs.append(_PROVENANCE_GROUPABLE[name])
         else:
             key = name.removeprefix("config.")
             if not _CONFIG_KEY.match(key) or key not in config_keys:
-                known = sorted({*_RUN_GROUPABLE, *_ENV_GROUPABLE, SOURCE_GROUP, *config_keys})
+                known = sorted({*_RUN_GROUPABLE, *_ENV_GROUPABLE, *_PROVENANCE_GROUPABLE, SOURCE_GROUP,
+                                *config_keys})
                 raise ConfigError(f"Cannot group the report by {name!r}: not a run, environment or config field. "
                                   f"Known: {', '.join(known)}.")
             exprs.append(f"json_extract_string(r.config, '$.{key}')")
@@ -186,6 +206,7 @@ def load_cells(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None,
     sql = f"""SELECT s.method, s.backbone, s.dataset, s.rule{group_sql},
                      count(*), avg(s.acc), stddev_samp(s.acc), min(s.acc), max(s.acc)
               FROM scores s JOIN runs r ON r.run_id = s.run_id LEFT JOIN environments e ON e.run_id = s.run_id
+                   LEFT JOIN provenance p ON p.run_id = s.run_id
               WHERE (r.protocol IS NULL OR NOT list_contains(?, r.protocol)) AND {where}
               GROUP BY ALL ORDER BY ALL"""
     out = []
@@ -209,6 +230,20 @@ def load_failed(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None)
         failed.append(FailedRun(run_id, method, backbone, dataset, seed, error_type or "error",
                                 lines[0] if lines else "(no message)", _setting(*setting)))
     return failed
+
+
+def load_conflicts(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = None) -> list[ConflictRow]:
+    """The jobs in scope that have more than one result, with their keys and differences."""
+    from vrbench.share.conflicts import conflicts
+
+    found = conflicts(con, run_ids)
+    if not found:
+        return []
+    keys = {row[0]: row[1:] for row in con.execute(
+        "SELECT run_id, method, backbone, dataset, seed FROM runs WHERE list_contains(?, run_id)",
+        [[c.run_id for c in found]]).fetchall()}
+    return [ConflictRow(c.run_id, *keys.get(c.run_id, ("?", "?", "?", None)), counted=c.results[0].origin,
+                        note=c.note) for c in found]
 
 
 def _setting(protocol: str | None, shots: int | None, subsample: str | None, source: str | None) -> str:

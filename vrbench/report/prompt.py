@@ -152,7 +152,7 @@ def load_prompt_runs(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = 
     group_sql = "".join(f", {g}" for g in groups)
     sql = f"""SELECT r.method, json_extract_string(r.config, '$.method'), r.backbone, r.protocol, r.dataset,
                      r.shots, r.subsample, r.source_dataset, r.final_acc{group_sql}
-              FROM runs r LEFT JOIN environments e ON e.run_id = r.run_id
+              FROM runs r LEFT JOIN environments e ON e.run_id = r.run_id LEFT JOIN provenance p ON p.run_id = r.run_id
               WHERE r.status = 'done' AND r.final_acc IS NOT NULL AND list_contains(?, r.protocol) AND {where}
               ORDER BY r.run_id"""
     out = []

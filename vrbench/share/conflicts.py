@@ -244,3 +244,8 @@ def conflicts(source: Path | str | duckdb.DuckDBPyConnection, run_ids: set[str] 
     else:
         found = _from_index(source, run_ids)
     return [make_conflict(rs) for run_id, rs in sorted(found.items()) if len(rs) >= 2]
+
+
+def notes(results: Path | str, run_ids: set[str] | None = None) -> dict[str, str]:
+    """run_id -> its conflict note, read from the files (for `vrbench status`)."""
+    return {c.run_id: c.note for c in conflicts(Path(results), run_ids)}

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vrbench.store.provenance import PROVENANCE, parse_time  # noqa: F401 (re-exported)
 from vrbench.store.rundir import CHECKPOINT, CONFIG, ENV, MAPPING, METRICS, RESULT
 
-PROVENANCE = "provenance.json"
 ALTERNATES = "alternates"
 VAL_SPLIT = "val_split.json"
 RESULT_FILES: tuple[str, ...] = (RESULT, METRICS, ENV, MAPPING)
@@ -52,17 +51,6 @@ def alternates_root(results: Path) -> Path:
     return Path(results) / ALTERNATES
 
 
-def parse_time(value: Any) -> datetime | None:
-    """ISO-8601 text -> naive UTC datetime (the index's TIMESTAMP); None when absent or unreadable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        stamp = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
-    except ValueError:
-        return None
-    return stamp.astimezone(timezone.utc).replace(tzinfo=None) if stamp.tzinfo else stamp
-
-
 def read_json_object(path: Path) -> dict[str, Any] | None:
     """A JSON object file, or None when absent or unreadable (callers report what they need)."""
     try:
@@ -70,19 +58,3 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def provenance_row(run_id: str, raw: bytes | None) -> tuple[Any, ...] | None:
-    """The index's ``provenance`` row from provenance.json bytes (None: not imported, or unreadable)."""
-    if raw is None:
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
-        return None
-    text = {key: (None if data.get(key) is None else str(data.get(key)))
-            for key in ("bundle", "bundle_sha256", "source_host")}
-    return (run_id, text["bundle"], text["bundle_sha256"], text["source_host"], parse_time(data.get("exported_at")),
-            parse_time(data.get("imported_at")))

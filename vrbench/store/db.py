@@ -18,10 +18,11 @@ from typing import Any
 import duckdb
 
 from vrbench.errors import ResultsError
-from vrbench.share.conflicts import alternates_listing, index_job_results, indexed_listing
 from vrbench.store import schema
+from vrbench.store.bulk import EpochStage
 from vrbench.store.diskfull import is_disk_full, out_of_space
-from vrbench.store.scan import Problem, RunRecord, scan_runs
+from vrbench.store.rundir import METRICS
+from vrbench.store.scan import Problem, RunRecord, _epochs, scan_runs
 
 DB_NAME = "vrbench.duckdb"  # the index's file name inside a results directory, beside runs/
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (.+?)(?:\. See also|$)")
@@ -166,12 +167,14 @@ def ingest(results_root: Path, db_path: Path) -> IngestStats:
 def _mirror(results_root: Path, db_path: Path) -> IngestStats:
     runs_dir = results_root / "runs"
     con = connect(db_path)
+    stage = EpochStage()
     try:
         ensure_schema(con)
         existing = _known(con)
-        scan = scan_runs(runs_dir, existing)
+        scan = scan_runs(runs_dir, existing, epochs_sink=stage.add)
         stats = IngestStats(scanned=scan.scanned, unfinished=scan.unfinished, problems=scan.problems)
         changed = scan.records
+        in_python = _load_staged(con, stage, changed, runs_dir, stats)
         seen = scan.unchanged | {r.run_id for r in changed}
         gone = sorted(set(existing) - seen - scan.problem_run_ids)
         stats.unchanged = len(scan.unchanged)
@@ -187,9 +190,13 @@ def _mirror(results_root: Path, db_path: Path) -> IngestStats:
         try:
             _delete(con, [r.run_id for r in changed] + gone)
             _write(con, changed, datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0))
+            if stage.staged - in_python:
+                stage.insert(con, in_python)
             if scan.restat:  # contents unchanged, files touched: remember their new stat so they are not read again
                 con.executemany("UPDATE runs SET source_stat = ? WHERE run_id = ?",
                                 [(stat, run_id) for run_id, stat in scan.restat.items()])
+            from vrbench.share.conflicts import index_job_results  # here: vrbench.share imports the store
+
             index_job_results(con, results_root)  # jobs with a second result (alternates/): a few rows
             con.commit()
         except BaseException:
@@ -201,8 +208,35 @@ def _mirror(results_root: Path, db_path: Path) -> IngestStats:
             elif status == "failed":
                 stats.failed = count
     finally:
+        stage.close()
         con.close()
     return stats
+
+
+def _load_staged(con: duckdb.DuckDBPyConnection, stage: EpochStage, changed: list[RunRecord], runs_dir: Path,
+                 stats: IngestStats) -> set[str]:
+    """Load the staged metrics into DuckDB; the runs it cannot take whole (a line failing a check, or DuckDB
+    refusing the file) are parsed by the Python reader, which reports each bad line. Returns those run ids."""
+    if not stage.staged:
+        return set()
+    try:
+        in_python = stage.load(con)
+    except duckdb.Error:
+        in_python = set(stage.staged)
+    for record in changed:
+        if record.run_id not in in_python:
+            continue
+        path = runs_dir / record.run_id / METRICS
+        problems: list[Problem] = []
+        try:
+            record.epochs = _epochs(record.run_id, path, path.read_bytes(), problems)
+        except OSError as exc:
+            problems.append(Problem(path, f"cannot read: {exc.strerror or exc}; epochs not indexed"))
+        if problems:
+            record.problems += problems
+            stats.problems += problems
+            record.run["source_stat"] = ""  # read again next time, as every run with a problem
+    return in_python
 
 
 def _known(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str | None]]:
@@ -222,13 +256,15 @@ def is_current(results_root: Path, db_path: Path) -> bool:
     try:
         check_schema(con, db_path)
         existing = _known(con)
+        from vrbench.share.conflicts import alternates_listing, indexed_listing
+
         if indexed_listing(con) != alternates_listing(Path(results_root)):
             return False
     except ResultsError:
         return False
     finally:
         con.close()
-    scan = scan_runs(Path(results_root) / "runs", existing)
+    scan = scan_runs(Path(results_root) / "runs", existing, epochs_sink=lambda run_id, raw: True)  # epochs unread
     return not scan.records and not (set(existing) - scan.unchanged - scan.problem_run_ids)
 
 

@@ -11,12 +11,13 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vrbench.share.layout import PROVENANCE, provenance_row
+from vrbench.store.provenance import PROVENANCE, provenance_row
 from vrbench.store.rundir import CONFIG, ENV, ERROR, METRICS, RESULT
 from vrbench.store.schema import ENV_COLUMNS, EPOCH_COLUMNS, SCHEMA_VERSION
 
@@ -262,11 +263,15 @@ def stat_key(run_dir: str | Path) -> str:
     return "|".join(parts)
 
 
-def read_run(run_dir: Path, known_digest: str | None = None,
-             known_stat: str | None = None) -> tuple[RunRecord | str | None, list[Problem], str]:
+EpochSink = Callable[[str, bytes], bool]  # (run id, metrics.jsonl bytes) -> taken for bulk loading (vrbench.store.bulk)
+
+
+def read_run(run_dir: Path, known_digest: str | None = None, known_stat: str | None = None,
+             epochs_sink: EpochSink | None = None) -> tuple[RunRecord | str | None, list[Problem], str]:
     """One run directory -> its record, the UNCHANGED marker (its files still have ``known_stat`` or, read again,
     ``known_digest``, so nothing is parsed), or None (unfinished or unreadable); plus the problems found and the
-    run's current stat key."""
+    run's current stat key. ``epochs_sink`` may take the metrics for loading in bulk (the record's epochs are then
+    empty); what it declines is parsed here."""
     stat = stat_key(run_dir)  # taken before the contents are read: a change after it leaves the stored key stale
     if stat and stat == known_stat:  # the common case at scale: five stat calls, nothing read
         return UNCHANGED, [], stat
@@ -292,7 +297,8 @@ def read_run(run_dir: Path, known_digest: str | None = None,
         row = _run_row(run_dir, doc, _parse_json(outcome_path, outcome_raw), outcome_path, done, problems)
     except _Bad as exc:
         return None, [exc.problem], stat
-    epochs = [] if metrics_raw is None else _epochs(run_dir.name, metrics_path, metrics_raw, problems)
+    epochs = [] if metrics_raw is None or (epochs_sink is not None and epochs_sink(run_dir.name, metrics_raw)) else (
+        _epochs(run_dir.name, metrics_path, metrics_raw, problems))
     env = None if env_raw is None else _env(run_dir.name, env_path, env_raw, problems)
     row["source_digest"] = digest
     row["source_stat"] = "" if problems else stat  # a run with problems is read again every time, as before
@@ -300,7 +306,8 @@ def read_run(run_dir: Path, known_digest: str | None = None,
     return RunRecord(run_dir.name, row, epochs, env, digest, problems, provenance), problems, stat
 
 
-def scan_runs(runs_dir: Path, known: dict[str, tuple[str, str | None]] | None = None) -> ScanResult:
+def scan_runs(runs_dir: Path, known: dict[str, tuple[str, str | None]] | None = None,
+              epochs_sink: EpochSink | None = None) -> ScanResult:
     """Read every run directory under ``runs_dir`` (sorted, so ingestion order is deterministic).
 
     ``known`` maps run ids to the (digest, stat key) already indexed: such runs are only stat-ed when their stat
@@ -315,7 +322,7 @@ def scan_runs(runs_dir: Path, known: dict[str, tuple[str, str | None]] | None = 
     for name in names:
         scan.scanned += 1
         known_digest, known_stat = known.get(name, (None, None))
-        record, problems, stat = read_run(runs_dir / name, known_digest, known_stat)
+        record, problems, stat = read_run(runs_dir / name, known_digest, known_stat, epochs_sink)
         scan.problems.extend(problems)
         if record == UNCHANGED:
             scan.unchanged.add(name)
