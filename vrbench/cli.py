@@ -406,6 +406,23 @@ def compare(
 
 
 @app.command()
+def site(
+    out: Annotated[Path, typer.Option(help="the site's folder (created; a folder vrbench did not build is refused)")],
+    results: ResultsOpt = DEFAULT_RESULTS,
+    suite: Annotated[list[Path] | None, typer.Option(help="a table page for this suite's jobs (repeatable; "
+                                                     "default: one table of every run)")] = None,
+) -> None:
+    """Write the static leaderboard site (docs/site.md); pages whose data did not change are not rewritten."""
+    from vrbench.site.command import site_command
+
+    try:
+        _ingest(results, only_if_stale=True)
+        console.print(site_command(results, out, suite or []), highlight=False)
+    except VrbenchError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
 def collect(results: ResultsOpt = DEFAULT_RESULTS) -> None:
     """(Re)build the DuckDB index from the run directories; safe to run any time.
 

@@ -8,6 +8,7 @@ own maximum so every target's strongest sources stand out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +108,14 @@ def heatmap_view(results: Path, run_id: str) -> dict[str, Any]:
             "targets": m.targets, "rows": rows, "description": m.description}
 
 
+@lru_cache(maxsize=1)
+def _template() -> Any:
+    """Compiled once per process: the site draws a heatmap on each of thousands of run pages."""
+    return Environment(autoescape=True).from_string(_TEMPLATE)
+
+
 def render_heatmap(results: Path, run_id: str) -> str:
-    env = Environment(autoescape=True)
-    return env.from_string(_TEMPLATE).render(**heatmap_view(results, run_id))
+    return _template().render(**heatmap_view(results, run_id))
 
 
 def insert_heatmaps(html: str, sections: list[str]) -> str:

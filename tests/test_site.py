@@ -1,0 +1,160 @@
+"""The static site (`vrbench site`): its pages, what a rebuild writes (counted), conflicts and provenance, bad
+output folders, and no torch. Built from fabricated runs (vrbench.testing), no training."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vrbench.errors import ResultsError
+from vrbench.site import build_site, paths
+from vrbench.store import ingest
+from vrbench.store.db import DB_NAME
+from vrbench.store.rundir import RESULT, atomic_write_json, run_dir
+from vrbench.suite import load_suite
+from vrbench.testing.site import FAILED_ID, SMOKE, SiteResults, write_site_results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def made(tmp_path: Path) -> SiteResults:
+    made = write_site_results(tmp_path / "results")
+    ingest(made.results, made.results / DB_NAME)
+    return made
+
+
+def test_pages_for_every_table_method_dataset_cell_and_run(made: SiteResults, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    stats = build_site(made.results, out, [load_suite(SMOKE)])
+    assert (out / "index.html").exists() and (out / "tables/smoke.html").exists()
+    for method in ("padding+rlm", "padding+flm", "padding+ilm", "padding+blm", "padding+blmpp"):
+        assert (out / paths.method_page(method)).exists()
+        assert (out / paths.cell_page(method, "efficientnet_lite0", "digits")).exists()
+    assert (out / "datasets/digits.html").exists()
+    for run_id in [*made.run_ids, FAILED_ID]:
+        assert (out / paths.run_page(run_id)).exists()
+        assert (out / paths.run_files(run_id) / "config.json").exists()
+    for name in ("cells.csv", "cells.json"):
+        assert (out / "tables/smoke" / name).stat().st_size > 100
+    rows = json.loads((out / "tables/smoke/cells.json").read_text())
+    assert {row["method"] for row in rows} == {"padding+rlm", "padding+flm", "padding+ilm", "padding+blm",
+                                               "padding+blmpp"}
+    assert len(stats.figures_written) == 7  # learning curves, comparison and 5 label mappings, as the report draws
+    table = (out / "tables/smoke.html").read_text()
+    assert 'href="../cells/padding+ilm,efficientnet_lite0,digits.html"' in table  # cell -> its runs
+    cell = (out / paths.cell_page("padding+ilm", "efficientnet_lite0", "digits")).read_text()
+    assert f'href="../{paths.run_page(FAILED_ID)}"' in cell  # runs -> each run page
+    failed = (out / paths.run_page(FAILED_ID)).read_text()
+    assert "out of &lt;memory&gt; &amp; gone" in failed  # escaped, never markup
+    run = (out / paths.run_page(made.run_ids[2])).read_text()
+    assert "<svg class=\"curve\"" in run and "Label mapping of run" in run
+    shard = (out / f"search/runs-{made.run_ids[2][:2]}.js").read_text()
+    assert made.run_ids[2] in shard
+
+
+def test_a_rebuild_writes_only_what_changed(made: SiteResults, tmp_path: Path) -> None:
+    out, suites = tmp_path / "site", [load_suite(SMOKE)]
+    first = build_site(made.results, out, suites)
+    assert len(first.pages_written) > 30
+    again = build_site(made.results, out, suites)
+    assert again.pages_written == [] and again.files_written == [] and again.removed == []
+    assert again.pages_kept == len(first.pages_written)
+
+    changed = made.run_ids[3]  # one run gets another result
+    result = json.loads((run_dir(made.results, changed) / RESULT).read_text())
+    result.update(final_acc=result["final_acc"] + 7.0, best_test_acc=result["best_test_acc"] + 7.0)
+    atomic_write_json(run_dir(made.results, changed) / RESULT, result)
+    ingest(made.results, made.results / DB_NAME)
+    third = build_site(made.results, out, suites)
+    method = json.loads((run_dir(made.results, changed) / "config.json").read_text())["method"]
+    cell = paths.cell_page(method, "efficientnet_lite0", "digits")
+    assert set(third.pages_written) - {p for p in third.pages_written if p.startswith("tables/smoke/figures/")} == {
+        paths.run_page(changed), cell, paths.method_page(method), "datasets/digits.html", "tables/smoke.html"}
+    # (the home page shows counts, hosts and the last finish time, none of which changed)
+    # the table redraws the figures that show its accuracy (and the mapping of its method, whose best run it now
+    # is), not the learning curves nor the other methods' mappings
+    assert set(third.figures_written) <= {"tables/smoke/figures/comparison.png",
+                                          f"tables/smoke/figures/mapping-{method.replace('+', '-')}.png"}
+    assert sorted(third.files_written) == sorted([f"{paths.run_files(changed)}/{name}" for name in
+                                   ("config.json", "env.json", "metrics.jsonl", "mapping.json", "result.json")] \
+        + ["tables/smoke/cells.csv", "tables/smoke/cells.json"])
+
+    # a run that is gone takes its page and files with it
+    import shutil
+
+    gone = made.run_ids[4]
+    shutil.rmtree(run_dir(made.results, gone))
+    ingest(made.results, made.results / DB_NAME)
+    fourth = build_site(made.results, out, suites)
+    assert paths.run_page(gone) in fourth.removed and not (out / paths.run_page(gone)).exists()
+    assert not (out / paths.run_files(gone) / "result.json").exists()
+
+
+def test_conflicts_and_provenance_are_shown(made: SiteResults, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_site(made.results, out, [load_suite(SMOKE)])
+    home = (out / "index.html").read_text()
+    assert "1 conflict;" in home and made.conflict in home and "conflict: 2 results for one job" in home
+    page = (out / paths.run_page(made.conflict)).read_text()
+    assert "conflict: 2 results for one job" in page and "cluster-b" in page and "AVX2" in page
+    other = out / paths.run_files(made.conflict) / made.alternate_key / "result.json"
+    assert f'href="{made.conflict}/{made.alternate_key}/result.json"' in page and other.exists()
+    assert json.loads(other.read_text())["final_acc"] != json.loads(
+        (out / paths.run_files(made.conflict) / "result.json").read_text())["final_acc"]
+    imported = (out / paths.run_page(made.imported)).read_text()
+    assert "lab-b.vrbundle" in imported and "Provenance" in imported
+    cell = (out / paths.cell_page(*_cell_of(made, made.conflict))).read_text()
+    assert "conflict</b>" in cell
+    table = (out / "tables/smoke.html").read_text()  # the report's conflicts section, linked to the run page
+    assert 'id="conflicts"' in table and f'<a href="../{paths.run_page(made.conflict)}">{made.conflict}</a>' in table
+
+
+def _cell_of(made: SiteResults, run_id: str) -> tuple[str, str, str]:
+    config = json.loads((run_dir(made.results, run_id) / "config.json").read_text())
+    return config["method"], config["config"]["backbone"], config["config"]["dataset"]
+
+
+def test_a_folder_that_is_not_a_site_is_refused(made: SiteResults, tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(ResultsError, match="not a site vrbench built"):
+        build_site(made.results, out)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    with pytest.raises(ResultsError, match="vrbench collect"):
+        build_site(tmp_path / "no-results", tmp_path / "elsewhere")
+
+
+def test_slugs_never_collide_or_escape() -> None:
+    names = ["a+b", "a-b", "a b", "a/b", "..", "a.b", "a~2fb"]
+    slugs = [paths.slug(n) for n in names]
+    assert len(set(slugs)) == len(slugs) and all("/" not in s and "." not in s for s in slugs)
+    assert paths.href("runs/ab/abc.html", "cells/x.html") == "../runs/ab/abc.html"
+    assert paths.href("index.html#methods", "runs/ab/abc.html") == "../../index.html#methods"
+
+
+def test_vrbench_site_does_not_import_torch(made: SiteResults, tmp_path: Path) -> None:
+    code = ("import sys; from vrbench.cli import main; sys.argv = ['vrbench', 'site', '--out', sys.argv[1], "
+            "'--results', sys.argv[2], '--suite', sys.argv[3]]\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "site"), str(made.results), str(SMOKE)],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "site" / "index.html").exists()
+
+
+def test_home_page_shows_published_cell_coverage_of_the_suites(made: SiteResults, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    suites = [load_suite(SMOKE), load_suite(ROOT / "suites" / "cvpr23.yaml")]
+    build_site(made.results, out, suites)
+    home = (out / "index.html").read_text()
+    row = home[home.index("main_cnn_table") - 200:home.index("main_cnn_table") + 300]
+    assert 'href="tables/cvpr23.html"' in row and ">169<" in row and "100 %" in row
+    assert (out / "tables/cvpr23.html").exists()  # none of its jobs has run here: the page says so
+    assert "No finished run has an accuracy yet" in (out / "tables/cvpr23.html").read_text()

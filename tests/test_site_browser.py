@@ -1,0 +1,141 @@
+"""The static site of the smoke suite in a real headless Chromium (Debian's chromium + chromium-driver through
+selenium with explicit paths, as tests/test_report_browser.py): every page opened from the file system, every
+internal link resolves, no request leaves the file system, no console error; the search box finds a run by a
+prefix of its id; a table cell leads to its runs and on to a run page. Screenshots are saved in the test's tmp
+folder and copied to /tmp/site_shots/ for a person to look at."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from vrbench.site import build_site, paths
+from vrbench.store import ingest
+from vrbench.store.db import DB_NAME
+from vrbench.suite import load_suite
+from vrbench.testing.site import SMOKE, write_site_results
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+SHOTS = Path("/tmp/site_shots")
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.skip(f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
+                    "apt-get install -y chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER,
+                                                               log_output=str(tmp_path / "chromedriver.log")))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def smoke_site(tmp_path: Path):
+    """The smoke suite's runs (plus a failed run, an imported run and a conflict), as a site."""
+    made = write_site_results(tmp_path / "results")
+    ingest(made.results, made.results / DB_NAME)
+    out = tmp_path / "site"
+    build_site(made.results, out, [load_suite(SMOKE)])
+    return made, out
+
+
+def _local_targets(browser) -> list[str]:
+    """Every URL a page links to or loads: anchors, images, scripts, stylesheets."""
+    return browser.execute_script("""
+        const urls = [];
+        document.querySelectorAll('a[href]').forEach(a => urls.push(a.href));
+        document.querySelectorAll('img[src], script[src]').forEach(e => urls.push(e.src));
+        document.querySelectorAll('link[href]').forEach(e => urls.push(e.href));
+        return urls;""")
+
+
+def _shot(browser, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    assert browser.save_screenshot(str(path)) and path.stat().st_size > 5_000
+    SHOTS.mkdir(exist_ok=True)
+    shutil.copyfile(path, SHOTS / path.name)
+
+
+def test_every_page_of_the_site_in_chromium(browser, smoke_site, tmp_path: Path) -> None:
+    made, out = smoke_site
+    pages = sorted(out.rglob("*.html"))
+    assert len(pages) == 24  # home, table, 5 methods, dataset, 5 cells, 11 runs
+    missing, ids_missing, console = [], [], []
+    for page in pages:
+        browser.get(page.as_uri())
+        assert browser.execute_script("return document.readyState") == "complete"
+        for url in _local_targets(browser):
+            parts = urlsplit(url)
+            assert parts.scheme in ("file", "data"), (page, url)  # nothing outside the file system
+            if parts.scheme == "file":
+                target = Path(unquote(parts.path))
+                if not target.is_file():
+                    missing.append((page.relative_to(out), url))
+                elif parts.fragment and target == page and not browser.find_elements("id", parts.fragment):
+                    ids_missing.append((page.relative_to(out), parts.fragment))
+        console += [(page.relative_to(out), e["message"]) for e in browser.get_log("browser")
+                    if e["level"] in ("SEVERE", "WARNING")]
+    assert missing == [] and ids_missing == [] and console == []
+
+    events = [json.loads(entry["message"])["message"] for entry in browser.get_log("performance")]
+    requested = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
+    assert requested and [u for u in requested if not u.startswith(("file:", "data:", "chrome:"))] == []
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert [u for u in resources if not u.startswith(("file:", "data:"))] == []
+
+
+def test_search_and_links_follow_the_data(browser, smoke_site, tmp_path: Path) -> None:
+    made, out = smoke_site
+    browser.get((out / "index.html").as_uri())
+    _shot(browser, tmp_path, "home")
+
+    # a run id prefix finds the run (its shard script is loaded on demand, from the file system)
+    target = made.run_ids[2]
+    box = browser.find_element("id", "site-search")
+    box.send_keys(target[:5])
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 5).until(lambda d: target in d.find_element("id", "site-search-results").text)
+    _shot(browser, tmp_path, "search")
+    link = next(a for a in browser.find_elements("css selector", "#site-search-results a") if target in a.text)
+    link.click()
+    assert browser.current_url == (out / paths.run_page(target)).as_uri()
+    assert target in browser.find_element("tag name", "h1").text
+    # a method name is found too, from any depth of the site
+    box = browser.find_element("id", "site-search")
+    box.send_keys("blmpp")
+    WebDriverWait(browser, 5).until(lambda d: "padding+blmpp" in d.find_element("id", "site-search-results").text)
+
+    # a table cell -> its runs -> a run page
+    browser.get((out / "tables/smoke.html").as_uri())
+    _shot(browser, tmp_path, "table")
+    cell = browser.find_element("css selector", "#rule-final ~ .scroll td.num a")
+    cell.click()
+    assert "/cells/" in browser.current_url
+    runs = browser.find_elements("css selector", "table.sortable tbody td code a")
+    assert runs
+    runs[0].click()
+    assert "/runs/" in browser.current_url and browser.find_element("id", "config")
+    assert browser.find_elements("css selector", "svg.curve")
+    _shot(browser, tmp_path, "run")
+
+    browser.get((out / paths.run_page(made.conflict)).as_uri())
+    assert "conflict: 2 results for one job" in browser.find_element("id", "conflict").text
+    _shot(browser, tmp_path, "conflict")
