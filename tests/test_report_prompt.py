@@ -108,13 +108,15 @@ def sections(text: str) -> dict[str, str]:
     return {parts[i].strip(): parts[i + 1] for i in range(1, len(parts), 2)}
 
 
-def tables(section: str) -> list[list[list[str]]]:
-    """Every GFM table of a section, each as rows of cells (split on unescaped pipes)."""
+def tables(section: str, bold: bool = False) -> list[list[list[str]]]:
+    """Every GFM table of a section, each as rows of cells (split on unescaped pipes); without ``bold`` the
+    significance marks (**...**, tested in tests/test_prompt_stats.py) are stripped, so the numbers read plain."""
     found: list[list[list[str]]] = []
     current: list[list[str]] = []
     for line in [*section.splitlines(), ""]:
         if line.startswith("|"):
-            current.append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+            current.append(cells if bold else [c.replace("**", "") for c in cells])
         elif current:
             found.append(current)
             current = []

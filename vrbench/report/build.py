@@ -53,10 +53,10 @@ def load_model(db_path: Path, run_ids: set[str] | None = None, paper: str | None
         conflicts = load_conflicts(con, run_ids)
     finally:
         con.close()
-    from vrbench.report.significance import annotate
+    from vrbench.report.significance import annotate, annotate_prompt
 
     boards = annotate(build_boards(cells, paper, reference_rows), scores)
-    sections = build_prompt_sections(prompt_runs, paper, reference_rows)
+    sections = annotate_prompt(build_prompt_sections(prompt_runs, paper, reference_rows))
     return ReportModel(
         generated_at=datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0), n_done=n_done,
         n_failed=n_failed, paper=paper, group_by=tuple(group_by), boards=boards, failed=failed,
@@ -91,13 +91,15 @@ def cells_csv(model: ReportModel) -> str:
 
 
 def prompt_cells_csv(model: ReportModel) -> str:
-    """The prompt-learning tables, one line per number: seed means (with n, std, min, max), HMs and averages
-    (``over`` = "k/K" for an average over k of the K datasets it should cover), with the published value."""
+    """The prompt-learning tables, one line per number: seed means (with n, std, min, max and the 95 % t-interval
+    ``ci_low``/``ci_high``, empty for one seed), HMs and averages (``over`` = "k/K" for an average over k of the K
+    datasets it should cover; no interval: they are not means over seeds), with the published value and the mark
+    (``not_worse_than_best``, docs/statistics.md)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["protocol", "rule", "method", "backbone", *model.group_by, "setting", "row", "column", "n",
                      "mean", "std", "min", "max", "over", "paper", "paper_table", "paper_method", "paper_value",
-                     "paper_std", "diff"])
+                     "paper_std", "diff", "ci_low", "ci_high", "not_worse_than_best"])
     for section in model.prompt_sections:
         for table in section.tables:
             for row in table.rows:
@@ -106,6 +108,7 @@ def prompt_cells_csv(model: ReportModel) -> str:
                     if value is None:
                         continue
                     cell, ref = value.cell, value.ref
+                    interval = (cell.interval if cell is not None else None) or (None, None)
                     writer.writerow([
                         section.protocol, PROMPT_RULE, row.method, row.backbone, *row.groups, row.setting, row.name,
                         column, "" if cell is None else cell.n, _num(value.mean),
@@ -114,6 +117,8 @@ def prompt_cells_csv(model: ReportModel) -> str:
                         "" if value.over is None else f"{value.over[0]}/{value.over[1]}",
                         *((ref.paper_stem, ref.table, ref.method, ref.value_text, _num(ref.std), _num(value.diff))
                           if ref else ("",) * 6),
+                        _num(interval[0]), _num(interval[1]),
+                        "" if value.not_worse is None else int(value.not_worse),
                     ])
     return out.getvalue()
 

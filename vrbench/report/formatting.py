@@ -159,8 +159,26 @@ def prompt_missing(row: PromptRow, column: str) -> str:
     return NO_VALUE if row.is_average or column in ("HM", AVERAGE) else NOT_RUN
 
 
+def prompt_mark_note(table: PromptTable) -> str:
+    """What bold means in a prompt-learning table, including how its derived numbers (HM, averages) are tested."""
+    where = "within its dataset (the Average rows form their own block)" if table.name_header else "of its column"
+    derived = []
+    if "HM" in table.columns:
+        derived.append("an HM is tested on the per-seed HM of the base and novel runs of the same seed (the table "
+                       "prints the HM of the two seed means)")
+    derived.append("an average on the per-seed averages over its datasets (the seeds every one of them has); an "
+                   "average over only some of its datasets (over k of K) is never marked")
+    return (f"bold: not significantly worse than the best value of its column {where} (" + MARK_TEST + "); "
+            + "; ".join(derived) + ". An unmarked value is significantly worse, or cannot be tested (a single "
+            "seed on either side and fewer than two shared seeds).")
+
+
 def prompt_notes(table: PromptTable, paper_name: str | None) -> list[str]:
-    """The legend under a prompt-learning table: what the paper side means, then the table's own caveats."""
+    """The legend under a prompt-learning table: what bold and the paper side mean, then the table's caveats."""
+    return [prompt_mark_note(table), *_prompt_paper_notes(table, paper_name)]
+
+
+def _prompt_paper_notes(table: PromptTable, paper_name: str | None) -> list[str]:
     if table.has_references:
         notes = [f"paper = published value [footnote], Δ = ours - paper in accuracy points; paper {NO_VALUE} = no "
                  "comparable published value (see the notes below and How to read this)."]
@@ -234,7 +252,9 @@ _PROMPT_HOW_TO_READ = [
     "Prompt-learning tables use the final rule, the prompt-learning papers' own: each run contributes its test "
     "accuracy after the last epoch, and a cell is the mean over its n seeds. HM and averages are computed from "
     "those seed means, as the papers do (HM of the seed-averaged Base and Novel; plain means over datasets), so "
-    "they carry no n of their own. Rows follow the papers' order of methods and datasets.",
+    "they carry no n of their own. Rows follow the papers' order of methods and datasets. Bold marks the values "
+    "not significantly worse than the best of their column, tested per seed as the leaderboards "
+    "(docs/statistics.md).",
     f"Published values appear only like for like: the paper's backbone (CLIP ViT-B/16), {PAPER_SHOTS} shots for "
     f"base-to-novel and transfer, prompts trained on {PAPER_SOURCE} for transfer, and for an average exactly the "
     "datasets the paper averaged. Anything else shows paper — and a note.",

@@ -100,7 +100,7 @@ def _leading_number(text: str) -> str:
 
 def _value_view(table: PromptTable, model: ReportModel, value: Value, column: str, href: str) -> dict[str, str]:
     view = {"ours": f.value_ours(value, model.show_intervals), "paper": "", "sign": "", "missing": "",
-            "value": repr(value.mean),
+            "value": repr(value.mean), "mark": "top" if value.not_worse else "",
             "title": "HM of the Base and Novel seed means" if column == "HM" else "mean of the dataset means",
             "href": href}
     if value.cell is not None:

@@ -1,10 +1,10 @@
 """Render a ReportModel as LaTeX tables (booktabs), ready to ``\\input`` into a paper.
 
 One ``table`` per leaderboard and per prompt-learning table, laid out like the report's (and the papers') tables:
-mean ± sample std over seeds, in bold every leaderboard cell not significantly worse than its column's best mean
-(vrbench.report.significance; the best value of each column within each dataset for the per-dataset
-prompt-learning tables), and with ``with_paper`` the published value in parentheses beside ours, for the cells
-compared like for like (the papers' selection rule). Needs only ``\\usepackage{booktabs}``.
+mean ± sample std over seeds, in bold every value not significantly worse than its column's best
+(vrbench.report.significance; within each dataset for the per-dataset prompt-learning tables), and with
+``with_paper`` the published value in parentheses beside ours, for the cells compared like for like
+(the papers' selection rule). Needs only ``\\usepackage{booktabs}``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from vrbench.report.formatting import (
     acc,
     aggregate_rows,
     conflicts_line,
+    prompt_mark_note,
     prompt_missing,
     summary_notes,
 )
@@ -138,12 +139,9 @@ def _board_refs(board: Board) -> list[Reference]:
 
 
 def _prompt_table(table: PromptTable, model: ReportModel, with_paper: bool, label: str) -> list[str]:
-    """Best per column within each dataset block (rows sharing a name), as the papers bold within a dataset."""
+    """In bold, as in Markdown and HTML, the values not significantly worse than the best of their column within
+    each dataset block (rows sharing a name; vrbench.report.significance.annotate_prompt)."""
     show_paper = with_paper and table.has_references
-    groups: dict[tuple[str, str], list[float]] = {}
-    for row in table.rows:
-        for column, value in row.values.items():
-            groups.setdefault((row.name, column), []).append(value.mean)
     rows = []
     for row in table.rows:
         cells = []
@@ -152,8 +150,7 @@ def _prompt_table(table: PromptTable, model: ReportModel, with_paper: bool, labe
             if value is None:
                 cells.append(tex(prompt_missing(row, column)))
                 continue
-            bold = abs(value.mean - max(groups[(row.name, column)])) < EPSILON and len(groups[(row.name, column)]) > 1
-            text = _number(value.mean, None if value.cell is None else value.cell.std, bold)
+            text = _number(value.mean, None if value.cell is None else value.cell.std, bool(value.not_worse))
             if value.over is not None:
                 text += rf"$^{{{value.over[0]}/{value.over[1]}}}$"
             cells.append(_with_ref(text, value.ref) if show_paper else text)
@@ -164,8 +161,7 @@ def _prompt_table(table: PromptTable, model: ReportModel, with_paper: bool, labe
               *([tex(table.name_header)] if table.name_header else []), *(tex(c) for c in table.columns)]
     keys = 2 + len(model.group_by) + (1 if table.name_header else 0)
     align = "l" * keys + "r" * len(table.columns)
-    caption = tex(table.caption) + r" Mean$\pm$sample std over seeds; best per column in bold"
-    caption += " within each dataset." if table.name_header else "."
+    caption = tex(table.caption) + r" Mean$\pm$sample std over seeds. " + tex(prompt_mark_note(table))
     if any(v.over is not None for r in table.rows for v in r.values.values()):
         caption += PARTIAL_NOTE
     if show_paper:

@@ -65,10 +65,10 @@ def _prompt_table(table: PromptTable, model: ReportModel) -> list[str]:
             value = row.values.get(column)
             if value is None:
                 cells.append(f.prompt_missing(row, column))
-            elif table.has_references:
-                cells.append(f"{f.value_ours(value, model.show_intervals)}; {f.value_paper(value, model)}")
             else:
-                cells.append(f.value_ours(value, model.show_intervals))
+                ours = f.value_ours(value, model.show_intervals)
+                ours = f"**{ours}**" if value.not_worse else ours
+                cells.append(f"{ours}; {f.value_paper(value, model)}" if table.has_references else ours)
         name = [md(row.name)] if table.name_header else []
         rows.append([md(row.label), *(md(g) for g in row.groups), *name, *cells])
     out = [f"*{md(table.caption)}*", ""]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import duckdb
 
@@ -77,6 +77,7 @@ class PromptRun:
     subsample: str | None
     source_dataset: str | None
     acc: float
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,10 @@ class Value:
     cell: Cell | None = None
     ref: Reference | None = None
     over: tuple[int, int] | None = None
+    # What the "not significantly worse than the best" marks test: per seed, the seed's accuracy (repeats
+    # averaged), HM or average over datasets (vrbench.report.significance.annotate_prompt); None = not tested.
+    seeds: dict[int | None, float] | None = field(default=None, compare=False, repr=False)
+    not_worse: bool | None = None
 
     @property
     def diff(self) -> float | None:
@@ -151,15 +156,15 @@ def load_prompt_runs(con: duckdb.DuckDBPyConnection, run_ids: set[str] | None = 
     where, params = _filter(run_ids, "r.run_id")
     group_sql = "".join(f", {g}" for g in groups)
     sql = f"""SELECT r.method, json_extract_string(r.config, '$.method'), r.backbone, r.protocol, r.dataset,
-                     r.shots, r.subsample, r.source_dataset, r.final_acc{group_sql}
+                     r.shots, r.subsample, r.source_dataset, r.final_acc, r.seed{group_sql}
               FROM runs r LEFT JOIN environments e ON e.run_id = r.run_id LEFT JOIN provenance p ON p.run_id = r.run_id
               WHERE r.status = 'done' AND r.final_acc IS NOT NULL AND list_contains(?, r.protocol) AND {where}
               ORDER BY r.run_id"""
     out = []
     for row in con.execute(sql, [list(PROMPT_PROTOCOLS), *params]).fetchall():
-        method, base, backbone, protocol, dataset, shots, subsample, source, acc = row[:9]
-        values = tuple("—" if v is None else str(v) for v in row[9:])
-        out.append(PromptRun(method, base, backbone, values, protocol, dataset, shots, subsample, source, acc))
+        method, base, backbone, protocol, dataset, shots, subsample, source, acc, seed = row[:10]
+        values = tuple("—" if v is None else str(v) for v in row[10:])
+        out.append(PromptRun(method, base, backbone, values, protocol, dataset, shots, subsample, source, acc, seed))
     return out
 
 
@@ -171,10 +176,37 @@ def harmonic_mean(base: float, novel: float) -> float:
     return 0.0 if base + novel == 0 else 2 * base * novel / (base + novel)
 
 
-def _cell(accs: list[float]) -> Cell:
+Scores = list[tuple[int | None, float]]  # (seed, accuracy) of the runs of one cell
+
+
+def _cell(scores: Scores) -> Cell:
     """Seed statistics; the sample std (ddof=1) as the VR tables, None for a single run."""
+    accs = [acc for _, acc in scores]
     return Cell(len(accs), statistics.fmean(accs), statistics.stdev(accs) if len(accs) > 1 else None,
                 min(accs), max(accs))
+
+
+def _seed_value(scores: Scores) -> Value:
+    """A cell's Value: its seed statistics and, for the marks, its accuracy per seed (repeats averaged)."""
+    cell = _cell(scores)
+    per_seed: dict[int | None, list[float]] = defaultdict(list)
+    for seed, acc in scores:
+        per_seed[seed].append(acc)
+    return Value(cell.mean, cell, seeds={seed: statistics.fmean(accs) for seed, accs in per_seed.items()})
+
+
+def seed_hm(base: dict[int | None, float], novel: dict[int | None, float]) -> dict[int | None, float]:
+    """The HM of each seed that has both a base and a novel run: what the marks test for an HM."""
+    return {seed: harmonic_mean(base[seed], novel[seed]) for seed in base if seed in novel}
+
+
+def seed_average(parts: Iterable[dict[int | None, float] | None]) -> dict[int | None, float] | None:
+    """Per seed, the plain mean over datasets, for the seeds every dataset has (None: some part is untested)."""
+    parts = list(parts)
+    if not parts or any(p is None for p in parts):
+        return None
+    shared = set.intersection(*(set(p) for p in parts))
+    return {seed: statistics.fmean(p[seed] for p in parts) for seed in shared}
 
 
 def _dataset_key(name: str) -> tuple[int, str]:
@@ -254,9 +286,12 @@ def _coverage(covered: Iterable[str], table_datasets: Iterable[str], avg_ref: Re
     return _Coverage(over, missing, comparable)
 
 
-def _average_value(means: dict[str, float], coverage: _Coverage, avg_ref: Reference | None) -> Value:
-    return Value(statistics.fmean(means.values()), ref=avg_ref if coverage.comparable else None,
-                 over=coverage.over)
+def _average_value(values: dict[str, Value], coverage: _Coverage, avg_ref: Reference | None) -> Value:
+    """The plain mean of ``values`` (one per dataset); only a full average (over every dataset it should cover)
+    carries per-seed averages for the marks: a partial one is not comparable with the others."""
+    seeds = seed_average(v.seeds for v in values.values()) if coverage.over is None else None
+    return Value(statistics.fmean(v.mean for v in values.values()), ref=avg_ref if coverage.comparable else None,
+                 over=coverage.over, seeds=seeds)
 
 
 def _partial_note(label: str, what: str, coverage: _Coverage, avg_ref: Reference | None) -> str | None:
@@ -296,7 +331,7 @@ def _setting_label(key: RowKey, shots: int | None, mixed: set[RowKey]) -> str:
 
 def _base2novel(runs: list[PromptRun], ctx: _Context) -> PromptTable:
     protocol = "base2novel"
-    accs: dict[tuple[RowKey, int | None], dict[str, dict[str, list[float]]]] = defaultdict(
+    accs: dict[tuple[RowKey, int | None], dict[str, dict[str, Scores]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))
     rows_runs: dict[tuple[RowKey, int | None], list[PromptRun]] = defaultdict(list)
     skipped = 0
@@ -305,7 +340,7 @@ def _base2novel(runs: list[PromptRun], ctx: _Context) -> PromptTable:
             skipped += 1
             continue
         key = (_row_key(run), run.shots)
-        accs[key][run.dataset][run.subsample].append(run.acc)
+        accs[key][run.dataset][run.subsample].append((run.seed, run.acc))
         rows_runs[key].append(run)
     table_datasets = sorted({d for per in accs.values() for d in per}, key=_dataset_key)
     mixed = _mixed_shots(accs)
@@ -320,18 +355,18 @@ def _base2novel(runs: list[PromptRun], ctx: _Context) -> PromptTable:
             return ctx.ref(protocol, method, backbone, dataset, B2N_METRICS[column]) if like else None
 
         setting = _setting_label(key[0], shots, mixed)
-        both: dict[str, tuple[float, float]] = {}
+        both: dict[str, tuple[Value, Value]] = {}
         for dataset in sorted(accs[key], key=_dataset_key):
             parts = accs[key][dataset]
             row = PromptRow(method, backbone, groups, dataset, setting)
             for column, subsample in (("Base", "base"), ("Novel", "new")):
                 if parts.get(subsample):
-                    cell = _cell(parts[subsample])
-                    row.values[column] = Value(cell.mean, cell, ref(dataset, column))
+                    row.values[column] = replace(_seed_value(parts[subsample]), ref=ref(dataset, column))
             if "Base" in row.values and "Novel" in row.values:
-                base, novel = row.values["Base"].mean, row.values["Novel"].mean
+                base, novel = row.values["Base"], row.values["Novel"]
                 both[dataset] = (base, novel)
-                row.values["HM"] = Value(harmonic_mean(base, novel), ref=ref(dataset, "HM"))
+                row.values["HM"] = Value(harmonic_mean(base.mean, novel.mean), ref=ref(dataset, "HM"),
+                                         seeds=seed_hm(base.seeds or {}, novel.seeds or {}))
             rows.append(row)
         average = PromptRow(method, backbone, groups, AVERAGE, setting)
         if both:
@@ -340,8 +375,11 @@ def _base2novel(runs: list[PromptRun], ctx: _Context) -> PromptTable:
             for column, index in (("Base", 0), ("Novel", 1)):
                 average.values[column] = _average_value({d: bn[index] for d, bn in both.items()}, coverage,
                                                         avg_refs[column])
-            average.values["HM"] = Value(harmonic_mean(average.values["Base"].mean, average.values["Novel"].mean),
-                                         ref=avg_refs["HM"] if coverage.comparable else None, over=coverage.over)
+            base, novel = average.values["Base"], average.values["Novel"]
+            hm_seeds = None if base.seeds is None or novel.seeds is None else seed_hm(base.seeds, novel.seeds)
+            average.values["HM"] = Value(harmonic_mean(base.mean, novel.mean),
+                                         ref=avg_refs["HM"] if coverage.comparable else None, over=coverage.over,
+                                         seeds=hm_seeds)
             note = _partial_note(average.label, "the average (over datasets with both base and novel runs)",
                                  coverage, avg_refs["HM"])
             notes += [note] if note else []
@@ -368,11 +406,11 @@ def _column(shots: int | None) -> str:
 
 def _fewshot(runs: list[PromptRun], ctx: _Context) -> PromptTable:
     protocol = "fewshot"
-    accs: dict[RowKey, dict[str, dict[int | None, list[float]]]] = defaultdict(
+    accs: dict[RowKey, dict[str, dict[int | None, Scores]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))
     for run in runs:
         shots = 0 if run.base_method in TRAINING_FREE else run.shots  # 0: the zero-shot column
-        accs[_row_key(run)][run.dataset][shots].append(run.acc)
+        accs[_row_key(run)][run.dataset][shots].append((run.seed, run.acc))
     shots_present = sorted({s for per in accs.values() for d in per.values() for s in d},
                            key=lambda s: (s is None, s or 0))
     columns = [_column(s) for s in shots_present]
@@ -389,13 +427,12 @@ def _fewshot(runs: list[PromptRun], ctx: _Context) -> PromptTable:
         for dataset in sorted(accs[key], key=_dataset_key):
             row = by_dataset[dataset] = PromptRow(method, backbone, groups, dataset)
             for shots, values in sorted(accs[key][dataset].items(), key=lambda sv: (sv[0] is None, sv[0] or 0)):
-                cell = _cell(values)
-                row.values[_column(shots)] = Value(cell.mean, cell, ref(dataset, shots))
+                row.values[_column(shots)] = replace(_seed_value(values), ref=ref(dataset, shots))
         rows += by_dataset.values()
         average = PromptRow(method, backbone, groups, AVERAGE)
         for shots in shots_present:
             column = _column(shots)
-            means = {d: row.values[column].mean for d, row in by_dataset.items() if column in row.values}
+            means = {d: row.values[column] for d, row in by_dataset.items() if column in row.values}
             if not means:
                 continue
             avg_ref = ref(AVERAGE_ROWS[protocol], shots)
@@ -457,11 +494,11 @@ def _transfer_runs(protocol: str, runs: list[PromptRun]) -> list[tuple[str, Prom
 def _transfer(protocol: str, runs: list[PromptRun], ctx: _Context) -> list[PromptTable]:
     """Cross-dataset and DG: a row per method and source, the source's own accuracy, each target, the average
     over the targets (never the source)."""
-    accs: dict[str, dict[tuple[RowKey, int | None], dict[str, list[float]]]] = defaultdict(
+    accs: dict[str, dict[tuple[RowKey, int | None], dict[str, Scores]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))
     rows_runs: dict[tuple[str, RowKey, int | None], list[PromptRun]] = defaultdict(list)
     for src, run in _transfer_runs(protocol, runs):
-        accs[src][(_row_key(run), run.shots)][run.dataset].append(run.acc)
+        accs[src][(_row_key(run), run.shots)][run.dataset].append((run.seed, run.acc))
         rows_runs[(src, _row_key(run), run.shots)].append(run)
     mixed = _mixed_shots(key for per in accs.values() for key in per)
     tables = []
@@ -482,9 +519,9 @@ def _transfer(protocol: str, runs: list[PromptRun], ctx: _Context) -> list[Promp
 
             row = PromptRow(method, backbone, groups, setting=_setting_label(key[0], shots, mixed))
             for dataset, values in per_row[key].items():
-                cell = _cell(values)
-                row.values[source_column if dataset == src else dataset] = Value(cell.mean, cell, ref(dataset))
-            means = {d: v.mean for d, v in row.values.items() if d != source_column}
+                row.values[source_column if dataset == src else dataset] = replace(_seed_value(values),
+                                                                                   ref=ref(dataset))
+            means = {d: v for d, v in row.values.items() if d != source_column}
             if means:
                 avg_ref = ref(AVERAGE_ROWS[protocol])
                 coverage = _coverage(means, targets, avg_ref, exclude=src)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from vrbench.report.model import Board, Row
+from vrbench.report.prompt import PromptSection, PromptTable
 from vrbench.stats import BOOTSTRAP_REPS, BOOTSTRAP_SEED
 from vrbench.stats.bootstrap import Estimate, aggregate_estimates
 from vrbench.stats.paired import MARK_TEST, mark_not_worse
@@ -93,3 +94,42 @@ def summarize(board: Board, array: np.ndarray) -> BoardSummary | None:
     rows = [RowAggregate(label, estimates, None if ranks is None else ranks.average_ranks[k])
             for k, (label, estimates) in enumerate(zip(labels, aggregates, strict=True))]
     return BoardSummary(rows, ranks, len(board.rows) - len(full), len(board.datasets))
+
+
+def annotate_prompt(sections: list[PromptSection]) -> list[PromptSection]:
+    """Mark every prompt-table value not significantly worse than the best of its column, with the test of the
+    leaderboards (one :func:`mark_not_worse` call per table). A column is one table column within one dataset
+    block (rows sharing a dataset, or the Average rows) in the per-dataset layouts, the whole column in the
+    transfer tables. Each value is tested on its per-seed numbers (``Value.seeds``: the seed's accuracy, its HM of
+    base and novel, or its average over the datasets); a value without them (a partial average) is not marked."""
+    for section in sections:
+        for table in section.tables:
+            _mark_table(table)
+    return sections
+
+
+def _mark_table(table: PromptTable) -> None:
+    keys = list(dict.fromkeys((row.method, row.backbone, row.groups, row.setting) for row in table.rows))
+    columns = list(dict.fromkeys((row.name, column) for row in table.rows for column in row.values))
+    key_index = {k: i for i, k in enumerate(keys)}
+    column_index = {c: j for j, c in enumerate(columns)}
+    seeds = sorted({s for row in table.rows for v in row.values.values() for s in (v.seeds or ())},
+                   key=lambda s: (s is None, s))
+    seed_index = {s: k for k, s in enumerate(seeds)}
+    array = np.full((len(keys), len(columns), max(1, len(seeds))), np.nan)
+    shown = np.full((len(keys), len(columns)), np.nan)
+    for row in table.rows:
+        i = key_index[(row.method, row.backbone, row.groups, row.setting)]
+        for column, value in row.values.items():
+            if value.seeds:
+                j = column_index[(row.name, column)]
+                shown[i, j] = value.mean
+                array[i, j, [seed_index[s] for s in value.seeds]] = list(value.seeds.values())
+    if not columns:
+        return
+    marks = mark_not_worse(array, shown=shown)
+    for row in table.rows:
+        i = key_index[(row.method, row.backbone, row.groups, row.setting)]
+        for column, value in row.values.items():
+            mark = bool(marks.not_worse[i, column_index[(row.name, column)]]) if value.seeds else False
+            row.values[column] = replace(value, not_worse=mark)

@@ -81,17 +81,19 @@ class Marks:
     paired: np.ndarray  # bool: the test paired seeds (else Welch's, or none)
 
 
-def mark_not_worse(scores: np.ndarray, alpha: float = ALPHA) -> Marks:
+def mark_not_worse(scores: np.ndarray, alpha: float = ALPHA, shown: np.ndarray | None = None) -> Marks:
     """For every column, test each cell against the column's best mean; see :data:`MARK_TEST`.
 
+    ``shown`` (rows, columns): the values the table prints, when they are not the mean of the seed scores (an HM
+    of two seed means): the best is the cell with the best shown value, tested with its seed scores.
     A cell that cannot be tested (a single seed on either side and no two shared seeds) is not marked: the
     legend says so, so an unmarked cell reads "worse or untested", never "worse" alone."""
     rows, columns, _ = scores.shape
     present = ~np.isnan(scores)
     n = present.sum(axis=-1)
-    means = _nanmean(scores, n)
+    means = _nanmean(scores, n) if shown is None else np.asarray(shown, dtype=float)
     has_any = n.sum(axis=0) > 0
-    best = np.where(has_any, np.argmax(np.where(n > 0, means, -np.inf), axis=0), -1)
+    best = np.where(has_any, np.argmax(np.where((n > 0) & ~np.isnan(means), means, -np.inf), axis=0), -1)
     best_scores = scores[np.maximum(best, 0), np.arange(columns)]  # (columns, seeds)
     p_paired, n_paired = one_sided_paired_p(best_scores[None] - scores)
     p_welch = one_sided_welch_p(np.broadcast_to(best_scores[None], scores.shape), scores)
