@@ -167,7 +167,7 @@ def prompt_mark_note(table: PromptTable) -> str:
         derived.append("an HM is tested on the per-seed HM of the base and novel runs of the same seed (the table "
                        "prints the HM of the two seed means)")
     derived.append("an average on the per-seed averages over its datasets (the seeds every one of them has); an "
-                   "average over only some of its datasets (over k of K) is never marked")
+                   "average missing one of this table's datasets is never marked")
     return (f"bold: not significantly worse than the best value of its column {where} (" + MARK_TEST + "); "
             + "; ".join(derived) + ". An unmarked value is significantly worse, or cannot be tested (a single "
             "seed on either side and fewer than two shared seeds).")

@@ -268,6 +268,7 @@ class _Coverage:
     over: tuple[int, int] | None
     missing: list[str]
     comparable: bool
+    complete: bool = True  # covers every dataset of its table: only then is it tested against the other rows
 
 
 def _coverage(covered: Iterable[str], table_datasets: Iterable[str], avg_ref: Reference | None,
@@ -283,13 +284,13 @@ def _coverage(covered: Iterable[str], table_datasets: Iterable[str], avg_ref: Re
     missing = sorted(universe - covered, key=_dataset_key)
     over = (len(covered), len(universe)) if missing else None
     comparable = avg_ref is not None and {ref_dataset(d) for d in covered} == expected
-    return _Coverage(over, missing, comparable)
+    return _Coverage(over, missing, comparable, covered >= set(table_datasets))
 
 
 def _average_value(values: dict[str, Value], coverage: _Coverage, avg_ref: Reference | None) -> Value:
-    """The plain mean of ``values`` (one per dataset); only a full average (over every dataset it should cover)
-    carries per-seed averages for the marks: a partial one is not comparable with the others."""
-    seeds = seed_average(v.seeds for v in values.values()) if coverage.over is None else None
+    """The plain mean of ``values`` (one per dataset); only an average over every dataset of its table carries
+    per-seed averages for the marks: one lacking a dataset is not comparable with the others."""
+    seeds = seed_average(v.seeds for v in values.values()) if coverage.complete else None
     return Value(statistics.fmean(v.mean for v in values.values()), ref=avg_ref if coverage.comparable else None,
                  over=coverage.over, seeds=seeds)
 
