@@ -5,8 +5,11 @@ the per-cell intervals of prompt_cells.csv and Results.cells(), each checked aga
 from __future__ import annotations
 
 import csv
+import json
 import re
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +17,14 @@ import pytest
 from scipy import stats
 
 from tests.test_report_prompt import b2n_pair, sections, tables, write_prompt_run
+from vrbench.compare import Choice, Selection, compare_runs
+from vrbench.errors import ConfigError
 from vrbench.report import build_report, load_model
 from vrbench.report.prompt import harmonic_mean
 from vrbench.results import Results
 from vrbench.store import ingest
 
+ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (1, 2, 3)
 # method -> dataset -> (base accuracies, novel accuracies) by seed; chosen so that every outcome occurs: a clearly
 # worse cell, a close one, and Holm deciding between three methods.
@@ -197,3 +203,80 @@ def test_partial_averages_and_single_seeds_are_not_marked(tmp_path: Path) -> Non
     assert not any(v.not_worse for v in values[("coop", "dtd")].values())
     text = build_report(root / "vrbench.duckdb", tmp_path / "out").read_text()
     assert re.search(r"\| cocoop · clip_vit_b16 \| Average \| [^*|]+ \|", text)  # no bold in the partial average
+
+
+# ------------------------------------------------------------------------------------------ vrbench compare
+
+
+def vrbench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from vrbench.cli import main; main()", *args], cwd=ROOT,
+                          capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+
+
+def test_compare_base2novel_novel_classes_json_against_scipy(db: Path) -> None:
+    out = vrbench("compare", "maple", "cocoop", "--results", str(db.parent), "--protocol", "base2novel",
+                  "--subsample", "novel", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert (data["protocol"], data["rule"], data["setting"]) == ("base2novel", "final",
+                                                                 {"shots": 16, "subsample": "new"})
+    assert set(data["overall"]) == {"mean_diff", "ci_low", "ci_high", "p_value", "prob_improvement"}
+    means, improvements = [], []
+    for dataset in ("caltech101", "dtd"):
+        a, b = np.array(B2N["maple"][dataset][1]), np.array(B2N["cocoop"][dataset][1])
+        low, high = stats.t.interval(0.95, 2, loc=(a - b).mean(), scale=stats.sem(a - b))
+        entry = data["datasets"][dataset]
+        assert entry["n"] == 3 and set(entry) == {"mean_diff", "ci_low", "ci_high", "n"}
+        assert entry["mean_diff"] == pytest.approx((a - b).mean())
+        assert (entry["ci_low"], entry["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+        means.append((a - b).mean())
+        improvements.append(stats.mannwhitneyu(a, b).statistic / 9)
+    assert data["overall"]["mean_diff"] == pytest.approx(np.mean(means))
+    assert data["overall"]["p_value"] == pytest.approx(stats.wilcoxon(means).pvalue)
+    assert data["overall"]["prob_improvement"] == pytest.approx(np.mean(improvements))
+    assert data["unpaired_runs"] == {"a": 0, "b": 0}
+
+
+def test_compare_says_which_settings_exist_when_the_choice_is_ambiguous(db: Path) -> None:
+    out = vrbench("compare", "maple", "cocoop", "--results", str(db.parent), "--protocol", "base2novel")
+    assert out.returncode != 0 and out.stdout == ""
+    message = out.stderr.strip()
+    assert len(message.splitlines()) == 1, message
+    assert "shots=16 subsample=base; shots=16 subsample=new" in message and "--subsample" in message
+    with pytest.raises(ConfigError, match="both have runs of base2novel, cross_dataset: choose one with --protocol"):
+        compare_runs(db, "maple", "cocoop")
+    with pytest.raises(ConfigError, match="final rule"):
+        compare_runs(db, "maple", "cocoop", "best_test", choice=Choice("cross_dataset"))
+    with pytest.raises(ConfigError, match="maple has no finished fewshot run; it has base2novel, cross_dataset"):
+        compare_runs(db, "maple", "coop", choice=Choice("fewshot"))
+
+
+def test_compare_transfer_keeps_the_source_out_of_the_average(db: Path) -> None:
+    result, selection = compare_runs(db, "maple", "coop", choice=Choice("cross_dataset"))
+    assert selection.setting == {"shots": 16, "source_dataset": "imagenet"}
+    assert [d.name for d in result.aside] == ["imagenet (source)"]
+    assert [d.name for d in result.datasets] == ["caltech101", "dtd"]
+    targets = [np.mean(np.subtract(XD["maple"][t], XD["coop"][t])) for t in ("caltech101", "dtd")]
+    assert result.mean_diff == pytest.approx(np.mean(targets))  # as the papers' average: the targets only
+    assert result.aside[0].mean_diff == pytest.approx(np.mean(np.subtract(XD["maple"]["imagenet"],
+                                                                          XD["coop"]["imagenet"])))
+
+
+def test_compare_fewshot_by_shots_with_a_training_free_method_and_unpaired_seeds(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    for dataset, level in (("caltech101", 90.0), ("dtd", 50.0)):
+        for seed in SEEDS:
+            for shots in (4, 16):
+                write_prompt_run(root, protocol="fewshot", method="coop", dataset=dataset, shots=shots, seed=seed,
+                                 acc=level + shots / 4 + seed)
+            write_prompt_run(root, protocol="fewshot", method="zeroshot", dataset=dataset, shots=None, seed=seed,
+                             acc=level)
+    write_prompt_run(root, protocol="fewshot", method="coop", dataset="dtd", shots=16, seed=9, acc=1.0)  # no partner
+    ingest(root, root / "vrbench.duckdb")
+    with pytest.raises(ConfigError, match=r"several fewshot settings \(shots=16; shots=4\): choose one with --shots"):
+        compare_runs(root / "vrbench.duckdb", "coop", "zeroshot")
+    result, selection = compare_runs(root / "vrbench.duckdb", "coop", "zeroshot", choice=Choice(shots=16))
+    assert selection == Selection("fewshot", "final", {"shots": 16})
+    assert [(d.name, d.n, round(d.mean_diff, 6)) for d in result.datasets] == [("caltech101", 3, 6.0),
+                                                                              ("dtd", 3, 6.0)]
+    assert result.unpaired == {"a": 1, "b": 0}

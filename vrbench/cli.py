@@ -381,12 +381,18 @@ def compare(
     b: Annotated[str, typer.Argument(metavar="B", help="method B, e.g. padding+ilm")],
     results: ResultsOpt = DEFAULT_RESULTS,
     suite: Annotated[Path | None, typer.Option(help="only the jobs of this suite")] = None,
-    rule: Annotated[str, typer.Option(help="selection rule: final, best_test or best_val")] = "best_test",
+    rule: Annotated[str | None, typer.Option(
+        help="selection rule: final, best_test or best_val (default: best_test; prompt learning: final)")] = None,
     backbone: Annotated[str | None, typer.Option(help="only runs on this backbone")] = None,
     format: Annotated[CompareFormat, typer.Option("--format", "-f", help="table or json")] = CompareFormat.table,
+    protocol: Annotated[str | None, typer.Option(help="vr, base2novel, fewshot, cross_dataset or "
+                                                 "domain_generalization (default: the one both have)")] = None,
+    shots: Annotated[int | None, typer.Option(help="prompt learning: only runs with this many shots")] = None,
+    subsample: Annotated[str | None, typer.Option(help="base2novel: base or new (novel) classes")] = None,
+    source_dataset: Annotated[str | None, typer.Option(help="transfer: prompts trained on this dataset")] = None,
 ) -> None:
     """Is A better than B? Paired differences over shared seeds, per dataset and across datasets."""
-    from vrbench.compare import as_json, compare_methods, print_table
+    from vrbench.compare import Choice, as_json, compare_runs, print_table
     from vrbench.store.db import DB_NAME
 
     try:
@@ -396,13 +402,14 @@ def compare(
 
             run_ids = {job.run_id for job in load_suite(suite).jobs}
         _ingest(results, quiet=format is CompareFormat.json, only_if_stale=True)
-        result = compare_methods(results / DB_NAME, a, b, rule, backbone, run_ids)
+        result, selection = compare_runs(results / DB_NAME, a, b, rule, backbone, run_ids,
+                                         Choice(protocol, shots, subsample, source_dataset))
     except VrbenchError as exc:
         raise _fail(exc) from None
     if format is CompareFormat.json:
-        print(as_json(result, a, b, rule, backbone))
+        print(as_json(result, a, b, selection, backbone))
     else:
-        print_table(result, a, b, rule, console)
+        print_table(result, a, b, selection, console)
 
 
 @app.command()

@@ -455,7 +455,7 @@ def _fewshot(runs: list[PromptRun], ctx: _Context) -> PromptTable:
 TRANSFER_PROTOCOLS = ("cross_dataset", "domain_generalization")
 
 
-def _transfer_runs(protocol: str, runs: list[PromptRun]) -> list[tuple[str, PromptRun]]:
+def transfer_runs(protocol: str, runs: list[PromptRun]) -> list[tuple[str, PromptRun]]:
     """The (source dataset, run) pairs of one transfer table, out of the runs of both transfer protocols.
 
     Cross-dataset and DG test the same ImageNet-trained prompts, so one training run (whichever protocol its
@@ -498,7 +498,7 @@ def _transfer(protocol: str, runs: list[PromptRun], ctx: _Context) -> list[Promp
     accs: dict[str, dict[tuple[RowKey, int | None], dict[str, Scores]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))
     rows_runs: dict[tuple[str, RowKey, int | None], list[PromptRun]] = defaultdict(list)
-    for src, run in _transfer_runs(protocol, runs):
+    for src, run in transfer_runs(protocol, runs):
         accs[src][(_row_key(run), run.shots)][run.dataset].append((run.seed, run.acc))
         rows_runs[(src, _row_key(run), run.shots)].append(run)
     mixed = _mixed_shots(key for per in accs.values() for key in per)

@@ -49,6 +49,7 @@ class Comparison:
     seed: int = BOOTSTRAP_SEED
     reps: int = COMPARE_REPS
     unpaired: dict[str, int] = field(default_factory=dict)  # runs left out: "a" and "b" (a seed the other lacks)
+    aside: list[DatasetDiff] = field(default_factory=list)  # shown per dataset, not in the numbers across datasets
 
     @property
     def counts(self) -> dict[str, int]:
@@ -61,7 +62,8 @@ class Comparison:
             "overall": {"mean_diff": self.mean_diff, "ci_low": self.ci_low, "ci_high": self.ci_high,
                         "p_value": self.p_value, "prob_improvement": self.prob_improvement},
             "datasets": {d.name: {"mean_diff": d.mean_diff, "ci_low": d.ci_low, "ci_high": d.ci_high, "n": d.n}
-                         for d in self.datasets},
+                         for d in (*self.datasets, *self.aside)},
+            "not_in_overall": [d.name for d in self.aside],
             "unpaired_runs": {"a": self.unpaired.get("a", 0), "b": self.unpaired.get("b", 0)},
             "outcomes": {"wins": self.counts["win"], "ties": self.counts["tie"], "losses": self.counts["loss"]},
             "bootstrap": {"seed": self.seed, "reps": self.reps},
@@ -86,9 +88,11 @@ def spread_corrected(diffs: np.ndarray) -> np.ndarray:
 
 def compare_scores(pairs: dict[str, tuple[np.ndarray, np.ndarray]], reps: int = COMPARE_REPS,
                    seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE,
-                   unpaired: dict[str, int] | None = None) -> Comparison:
-    """``pairs``: dataset -> (A's scores, B's scores), seed-aligned (the i-th of each is the same seed)."""
-    datasets, strata = [], []
+                   unpaired: dict[str, int] | None = None, aside: frozenset[str] = frozenset()) -> Comparison:
+    """``pairs``: dataset -> (A's scores, B's scores), seed-aligned (the i-th of each is the same seed).
+    ``aside``: datasets compared on their own but left out of the numbers across datasets (a transfer table's
+    source, which the papers' average leaves out)."""
+    datasets, strata, kept_aside = [], [], []
     for name, (a, b) in pairs.items():
         a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
         if len(a) == 0:
@@ -97,17 +101,22 @@ def compare_scores(pairs: dict[str, tuple[np.ndarray, np.ndarray]], reps: int = 
         n = len(diffs)
         std = float(diffs.std(ddof=1)) if n >= 2 else None
         low, high = (None, None) if std is None else (float(v) for v in t_interval(diffs.mean(), std, n, confidence))
-        datasets.append(DatasetDiff(name, float(diffs.mean()), low, high, n, probability_of_improvement(a, b)))
+        diff = DatasetDiff(name, float(diffs.mean()), low, high, n, probability_of_improvement(a, b))
+        if name in aside:
+            kept_aside.append(diff)
+            continue
+        datasets.append(diff)
         strata.append(spread_corrected(diffs))
     if not datasets:
-        return Comparison([], None, None, None, None, None, seed, reps, dict(unpaired or {}))
+        return Comparison([], None, None, None, None, None, seed, reps, dict(unpaired or {}), kept_aside)
     samples = resample(strata, reps, np.random.default_rng(seed))
     overall = np.mean([s.mean(axis=1) for s in samples], axis=0)
     means = np.array([d.mean_diff for d in datasets])
     low, high = widened(percentile_interval(overall, confidence), float(means.mean()),
                         sum(len(s) - 1 for s in strata), confidence)
     return Comparison(datasets, float(means.mean()), low, high, wilcoxon_p(means),
-                      float(np.mean([d.prob_improvement for d in datasets])), seed, reps, dict(unpaired or {}))
+                      float(np.mean([d.prob_improvement for d in datasets])), seed, reps, dict(unpaired or {}),
+                      kept_aside)
 
 
 def widened(interval: tuple[float, float], estimate: float, df: int, confidence: float) -> tuple[float, float]:
