@@ -280,3 +280,22 @@ def test_compare_fewshot_by_shots_with_a_training_free_method_and_unpaired_seeds
     assert [(d.name, d.n, round(d.mean_diff, 6)) for d in result.datasets] == [("caltech101", 3, 6.0),
                                                                               ("dtd", 3, 6.0)]
     assert result.unpaired == {"a": 1, "b": 0}
+
+
+def test_prompt_marks_cost_one_vectorised_call_per_table(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However many runs and values, each prompt table's marks are one mark_not_worse call over a numpy array."""
+    import vrbench.report.significance as significance
+
+    shapes: list[tuple[int, ...]] = []
+    real = significance.mark_not_worse
+
+    def counting(scores: np.ndarray, *args: object, **kwargs: object) -> object:
+        shapes.append(scores.shape)
+        return real(scores, *args, **kwargs)
+
+    monkeypatch.setattr(significance, "mark_not_worse", counting)
+    model = load_model(db)
+    n_tables = sum(len(s.tables) for s in model.prompt_sections)
+    assert n_tables == 2 and len(shapes) == n_tables + len(model.boards)
+    # base-to-novel: 3 methods x (2 datasets + Average) x 3 columns x 3 seeds
+    assert (3, 9, 3) in shapes

@@ -63,6 +63,21 @@ def test_marks_keep_the_best_and_whatever_is_not_significantly_worse() -> None:
     assert marks.paired[2, 0] and marks.paired[2, 1]
 
 
+def test_marks_choose_the_best_by_the_shown_value_when_it_is_not_the_seed_mean() -> None:
+    # A prompt table prints the HM of two seed means; the per-seed HMs it tests have another mean. Row 1 has the
+    # higher mean of seed values (61.0 vs 60.5) but row 0 the higher printed value: row 0 is the best, and row 1
+    # is tested against it (paired, one-sided: "row 0 > row 1" is not shown, so row 1 stays marked).
+    scores = np.array([[[60.0, 61.0, 60.5]], [[62.0, 59.0, 62.0]], [[50.0, 51.5, 50.2]]])
+    shown = np.array([[70.0], [69.0], [NAN]])  # row 2 shows nothing: never the best
+    marks = mark_not_worse(scores, shown=shown)
+    assert marks.best.tolist() == [0]
+    p1 = stats.ttest_rel(scores[0, 0], scores[1, 0], alternative="greater").pvalue
+    p2 = stats.ttest_rel(scores[0, 0], scores[2, 0], alternative="greater").pvalue
+    assert marks.p_adjusted[1, 0] == pytest.approx(max(min(1, 2 * min(p1, p2)), max(p1, p2)))
+    assert marks.not_worse[:, 0].tolist() == [True, True, False]
+    assert mark_not_worse(scores).best.tolist() == [1]  # without ``shown``: the best seed mean
+
+
 def test_trimmed_mean_median_and_iqm_match_scipy_and_rliable_definitions() -> None:
     rng = np.random.default_rng(3)
     x = rng.normal(size=(5, 13))
