@@ -161,14 +161,16 @@ def prompt_missing(row: PromptRow, column: str) -> str:
 
 def prompt_mark_note(table: PromptTable) -> str:
     """What bold means in a prompt-learning table, including how its derived numbers (HM, averages) are tested."""
-    where = "within its dataset (the Average rows form their own block)" if table.name_header else "of its column"
+    where = "within its dataset, the Average rows being a block of their own" if table.name_header else ""
     derived = []
     if "HM" in table.columns:
         derived.append("an HM is tested on the per-seed HM of the base and novel runs of the same seed (the table "
                        "prints the HM of the two seed means)")
-    derived.append("an average on the per-seed averages over its datasets (the seeds every one of them has); an "
-                   "average missing one of this table's datasets is never marked")
-    return (f"bold: not significantly worse than the best value of its column {where} (" + MARK_TEST + "); "
+    covers = "datasets" if table.name_header else "targets"
+    derived.append(f"an average on the per-seed averages over its {covers} (the seeds every one of them has); an "
+                   f"average missing one of this table's {covers} is never marked")
+    return (f"bold: not significantly worse than the best value of its column{' ' + where if where else ''} "
+            f"(test: {MARK_TEST}); "
             + "; ".join(derived) + ". An unmarked value is significantly worse, or cannot be tested (a single "
             "seed on either side and fewer than two shared seeds).")
 
