@@ -299,3 +299,16 @@ def test_prompt_marks_cost_one_vectorised_call_per_table(db: Path, monkeypatch: 
     assert n_tables == 2 and len(shapes) == n_tables + len(model.boards)
     # base-to-novel: 3 methods x (2 datasets + Average) x 3 columns x 3 seeds
     assert (3, 9, 3) in shapes
+
+
+def test_compare_base2novel_hm_pairs_the_per_seed_harmonic_means(db: Path) -> None:
+    result, selection = compare_runs(db, "maple", "coop", choice=Choice("base2novel", subsample="hm"))
+    assert selection.setting == {"shots": 16, "subsample": "hm"}
+    for diff in result.datasets:
+        (base_a, novel_a), (base_b, novel_b) = B2N["maple"][diff.name], B2N["coop"][diff.name]
+        hm_a = [2 * b * n / (b + n) for b, n in zip(base_a, novel_a, strict=True)]
+        hm_b = [2 * b * n / (b + n) for b, n in zip(base_b, novel_b, strict=True)]
+        assert diff.n == 3 and diff.mean_diff == pytest.approx(np.mean(np.subtract(hm_a, hm_b)))
+        low, high = stats.t.interval(0.95, 2, loc=np.mean(np.subtract(hm_a, hm_b)),
+                                     scale=stats.sem(np.subtract(hm_a, hm_b)))
+        assert (diff.ci_low, diff.ci_high) == (pytest.approx(low), pytest.approx(high))

@@ -388,7 +388,8 @@ def compare(
     protocol: Annotated[str | None, typer.Option(help="vr, base2novel, fewshot, cross_dataset or "
                                                  "domain_generalization (default: the one both have)")] = None,
     shots: Annotated[int | None, typer.Option(help="prompt learning: only runs with this many shots")] = None,
-    subsample: Annotated[str | None, typer.Option(help="base2novel: base or new (novel) classes")] = None,
+    subsample: Annotated[str | None, typer.Option(help="base2novel: base or new (novel) classes, or hm (the "
+                                                "per-seed HM of the two)")] = None,
     source_dataset: Annotated[str | None, typer.Option(help="transfer: prompts trained on this dataset")] = None,
 ) -> None:
     """Is A better than B? Paired differences over shared seeds, per dataset and across datasets."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ from vrbench.report.prompt import (
     TRAINING_FREE,
     TRANSFER_PROTOCOLS,
     PromptRun,
+    harmonic_mean,
     load_prompt_runs,
     transfer_runs,
 )
@@ -46,6 +47,7 @@ _ANY = "any"
 SOURCE_SUFFIX = "(source)"  # a transfer table's source: compared, but not in the average over its targets
 _OPTION = {"shots": "--shots", "subsample": "--subsample", "source_dataset": "--source-dataset"}
 SUBSAMPLE_ALIASES = {"novel": "new"}
+HM = "hm"  # base2novel: compare the per-seed HM of base and novel
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,10 @@ def paired_scores(db_path: Path, a: str, b: str, rule: str | None, backbone: str
         if rule not in (None, PROMPT_RULE):
             raise ConfigError(f"prompt-learning runs are compared under the {PROMPT_RULE} rule (the papers' last "
                               f"epoch), not {rule!r}: leave out --rule")
-        units, setting = _prompt_units(a, b, protocol, prompt_runs, backbone, choice)
+        if protocol == "base2novel" and choice.subsample == HM:
+            units, setting = _hm_units(a, b, prompt_runs, backbone, choice)
+        else:
+            units, setting = _prompt_units(a, b, protocol, prompt_runs, backbone, choice)
         selection = Selection(protocol, PROMPT_RULE, setting)
     if backbone is not None and not (units[a] or units[b]):
         raise ConfigError(f"no run of {a} or {b} on backbone {backbone!r} under the {selection.rule} rule")
@@ -209,6 +214,23 @@ def _prompt_units(a: str, b: str, protocol: str, runs: list[PromptRun], backbone
             dataset = f"{run.dataset} {SOURCE_SUFFIX}" if run.dataset == source else run.dataset
             units[run.method][(run.backbone, dataset)][run.seed].append(run.acc)
     return units, dict(zip(axes, target, strict=True))
+
+
+def _hm_units(a: str, b: str, runs: list[PromptRun], backbone: str | None,
+              choice: Choice) -> tuple[Units, dict[str, object]]:
+    """Base-to-novel per seed: the HM of the seed's base and novel accuracies (the seeds that have both)."""
+    base, setting = _prompt_units(a, b, "base2novel", runs, backbone, replace(choice, subsample="base"))
+    shots = setting["shots"] if setting["shots"] != _ANY else choice.shots
+    new, _ = _prompt_units(a, b, "base2novel", runs, backbone, replace(choice, subsample="new", shots=shots))
+    units: Units = {}
+    for method in (a, b):
+        units[method] = defaultdict(lambda: defaultdict(list))
+        for unit, seeds in base[method].items():
+            for seed, accs in seeds.items():
+                novel = new[method].get(unit, {}).get(seed)
+                if novel:
+                    units[method][unit][seed].append(harmonic_mean(float(np.mean(accs)), float(np.mean(novel))))
+    return units, {**setting, "subsample": HM}
 
 
 def _pair(units_a: dict, units_b: dict) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, int]]:
