@@ -322,15 +322,17 @@ def report(
     results: ResultsOpt = DEFAULT_RESULTS,
     format: Annotated[Format, typer.Option(
         "--format", "-f", help="md (for a README), html (figures, sortable tables) or latex (booktabs)")] = Format.md,
-    out: Annotated[Path, typer.Option(help="output directory")] = Path("reports"),
+    out: Annotated[Path | None, typer.Option(help="output directory (default: RESULTS/reports; files of an older "
+                                             "report there are replaced)")] = None,
     suite: Annotated[Path | None, typer.Option(help="only the jobs of this suite")] = None,
     paper: Annotated[str | None, typer.Option(help="reference table to compare with, e.g. ilm_vp_cvpr23")] = None,
     group_by: Annotated[str, typer.Option(help="extra row keys, e.g. device,precision")] = "",
     heatmap: Annotated[list[str] | None, typer.Option(help="draw this run's label mapping (HTML; repeatable)")] = None,
     with_paper: Annotated[bool, typer.Option(help="LaTeX: the published value beside ours")] = False,
 ) -> None:
-    """Write the leaderboard (ours next to the published numbers) to reports/index.md, index.html or index.tex."""
-    from vrbench.report import build_report
+    """Write the leaderboard (ours next to the published numbers) to RESULTS/reports/index.md, .html or .tex."""
+    from vrbench.report import write_report
+    from vrbench.report.output import default_out_dir
     from vrbench.store.db import DB_NAME
 
     try:
@@ -344,11 +346,14 @@ def report(
             reference_rows = loaded.reference.get("rows")
         _ingest(results, only_if_stale=True)
         keys = tuple(key.strip() for key in group_by.split(",") if key.strip())
-        path = build_report(results / DB_NAME, out, fmt=format.value, run_ids=run_ids, paper=paper, group_by=keys,
-                            heatmaps=tuple(heatmap or ()), reference_rows=reference_rows, with_paper=with_paper)
+        written = write_report(results / DB_NAME, out or default_out_dir(results), fmt=format.value, run_ids=run_ids,
+                               paper=paper, group_by=keys, heatmaps=tuple(heatmap or ()),
+                               reference_rows=reference_rows, with_paper=with_paper)
     except VrbenchError as exc:
         raise _fail(exc) from None
-    console.print(f"wrote {path}")
+    from vrbench.report.terminal import print_written
+
+    print_written(console, written)
 
 
 @app.command()
