@@ -26,7 +26,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 def _mount_data_app() -> None:
     from vrbench.data_cli import data_app
 
-    app.add_typer(data_app, name="data", help="list, prepare and verify datasets")
+    app.add_typer(data_app, name="data", help="List, prepare and verify datasets.")
 
 
 _mount_data_app()
@@ -390,8 +390,10 @@ def ls(what: Annotated[Listing, typer.Argument(help="what to list")],
        suite: Annotated[list[Path] | None, typer.Option(help="with --coverage: the suite(s) to check (default: "
                                                          "every ./suites/*.yaml that names a reference paper)")
                         ] = None) -> None:
-    """List the registered methods, backbones, datasets (with the plugin package of each that is not built in),
-    the published reference tables, or ./suites."""
+    """List the registered methods, backbones or datasets, the published reference tables, or ./suites.
+
+    Methods, backbones and datasets that come from a plugin name its package.
+    """
     if coverage or suite:
         if what is not Listing.references or not coverage:
             raise _fail(ConfigError("--coverage and --suite go with `vrbench ls references --coverage`"))
