@@ -9,7 +9,8 @@ its outputs came from (env.json's CPU, torch version, threads and engine switche
 followed by `# ` comment lines is evaluated as a notebook would show it, and:
 
 - on the recorded machine (every run's env.json matches the marker), its printed numbers must equal the README's,
-  digit for digit ("exact" mode);
+  digit for digit, and so must the tables of `vrbench report` that the README shows after a `readme-report`
+  marker ("exact" mode);
 - elsewhere (CPU kernels round differently, so the numbers differ legitimately) they must equal what vrbench's own
   report and index say for the same results ("consistency" mode): the cell means of `cells.csv` from
   `vrbench report`, and the per-epoch means straight from DuckDB.
@@ -25,6 +26,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -32,6 +34,8 @@ import tempfile
 from pathlib import Path
 
 MARKER = re.compile(r"<!--\s*readme-snippet\b(.*?)-->", re.DOTALL)
+REPORT_MARKER = re.compile(r"<!--\s*readme-report:\s*vrbench report((?: --suite \S+)?)[^>]*-->\s*```\n(.*?)\n```",
+                           re.DOTALL)
 MACHINE_FIELD = re.compile(r'(\w+)="([^"]*)"')
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
 RESULTS_LITERAL = 'Results("results")'
@@ -64,6 +68,29 @@ def shown_outputs(code: str) -> list[tuple[str, str]]:
         if comments:
             out.append(((ast.get_source_segment(code, node) or "").strip(), "\n".join(comments)))
     return out
+
+
+def report_problems(readme: str, results: Path) -> list[str]:
+    """The README's copy of `vrbench report`'s terminal tables against what it prints for ``results`` now."""
+    match = REPORT_MARKER.search(readme)
+    if match is None:
+        return []
+    suite = match.group(1).split()[1:]  # relative to the repository, as the README's command is
+    suite_args = ["--suite", str(Path(__file__).resolve().parents[1] / suite[0])] if suite else []
+    with tempfile.TemporaryDirectory() as out:
+        printed = subprocess.run([sys.executable, "-c", "from vrbench.cli import main; main()", "report", "--results",
+                                  str(results), *suite_args, "--out", out], check=True, capture_output=True,
+                                 text=True, env={**os.environ, "COLUMNS": "200"}).stdout
+    want, got = _table_lines(match.group(2)), _table_lines(printed)
+    if want == got:
+        return []
+    first = next((w, g) for w, g in zip([*want, ""], [*got, ""], strict=False) if w != g)
+    return [f"the README's `vrbench report` tables differ from what it prints now ({len(want)} table lines in the "
+            f"README, {len(got)} now); first difference: README {first[0]!r}, now {first[1]!r}"]
+
+
+def _table_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("|")]
 
 
 def run_snippet(code: str, results: Path) -> dict[str, str]:
@@ -184,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         problems = [f"{expression}: printed numbers {numbers(printed[expression])}, the README shows "
                     f"{numbers(readme_output)}" for expression, readme_output in shown
                     if numbers(printed[expression]) != numbers(readme_output)]
+        problems += report_problems(args.readme.read_text(encoding="utf-8"), args.results)
     else:
         print(f"readme snippet: consistency mode (another machine: {why}); checking the snippet's numbers against "
               "vrbench's report and index for the same results")
@@ -191,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print(f"readme snippet: {problem}", file=sys.stderr)
     if not problems:
-        print(f"readme snippet: {len(shown)} printed output(s) checked, all equal")
+        what = " and the report's tables" if same_machine and REPORT_MARKER.search(args.readme.read_text()) else ""
+        print(f"readme snippet: {len(shown)} printed output(s){what} checked, all equal")
     return 1 if problems else 0
 
 

@@ -85,3 +85,17 @@ def test_consistency_mode_on_another_machine(results: Path, tmp_path: Path, caps
     # ... but the block must still print what the report and the index say (here it rounds to whole numbers)
     assert snippet.main([str(results), "--readme", str(readme(tmp_path, other, digits=0))]) == 1
     assert "vrbench's own numbers are [41.5]" in capsys.readouterr().err
+
+
+def test_the_readmes_report_tables_are_compared_too(results: Path) -> None:
+    header = "| Method · backbone | digits | average |\n|:---|---:|---:|\n"
+    final = (header + "| padding+blm · resnet18 | 62.0 ± 0.0 (n=2) | 62.0 |\n"
+             "| padding+ilm · resnet18 | 40.5 ± 0.7 (n=2) | 40.5 |")
+    best = (header + "| padding+blm · resnet18 | 63.0 ± 1.4 (n=2) | 63.0 |\n"
+            "| padding+ilm · resnet18 | 41.5 ± 0.7 (n=2) | 41.5 |")
+    readme = (f"<!-- readme-report: vrbench report -->\n```\nwrote x\n\nLeaderboard: final\n{final}\n\n"
+              f"Leaderboard: best_test\n{best}\n```\n")
+    assert snippet.report_problems(readme, results) == []
+    stale = readme.replace("| 41.5 |", "| 42.5 |")
+    problems = snippet.report_problems(stale, results)
+    assert len(problems) == 1 and "README '| padding+ilm · resnet18 | 41.5 ± 0.7 (n=2) | 42.5 |'" in problems[0]
