@@ -131,3 +131,17 @@ def test_a_long_leaderboard_prints_its_top_rows(tmp_path: Path) -> None:
     rows = [line for line in final.splitlines() if line.startswith("| padding+")]
     assert [row.split(" · ")[0] for row in rows] == [f"| padding+m{i:02d}" for i in range(24, 14, -1)]
     assert f"... 15 more row(s) in {results / 'reports' / 'index.tex'}" in final
+
+
+def test_the_terminal_shows_prompt_learning_tables_too(tmp_path: Path) -> None:
+    from test_report_prompt import b2n_pair
+
+    root = tmp_path / "results"
+    for seed in (1, 2):
+        b2n_pair(root, "coop", "dtd", seed, base=80.0, novel=60.0)
+    ingest(root, root / "vrbench.duckdb")
+    text = report("--results", str(root))
+    lines = text.splitlines()
+    table = [line for line in lines if line.startswith("|")]
+    assert table and "Base" in table[0] and "Novel" in table[0] and "HM" in table[0]
+    assert any(line.startswith("| coop · clip_vit_b16 |") and "80.0" in line and "60.0" in line for line in table)

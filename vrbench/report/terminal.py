@@ -37,8 +37,8 @@ def terminal_tables(model: ReportModel, page: str, top: int = TOP_ROWS) -> str:
         out += _table_lines(_board(replace(board, rows=board.rows[:top]), model))
         out += [*_cut(len(board.rows), top, page), ""]
     for section in model.prompt_sections:
-        for table in section.tables:
-            out += [f"{section.title}: {table.caption}"]
+        for table in section.tables:  # the caption's first sentence tells a section's tables apart
+            out += [section.title + (f": {table.caption.split('. ')[0]}" if len(section.tables) > 1 else "")]
             out += _table_lines(_prompt_table(replace(table, rows=table.rows[:top]), model))
             out += [*_cut(len(table.rows), top, page), ""]
     return "\n".join(out).rstrip("\n")
