@@ -50,3 +50,30 @@ def test_missing_mapping_and_markdown_heatmaps_are_clear_errors(tmp_path: Path) 
 
     with pytest.raises(ConfigError, match="HTML"):
         build_report(tmp_path / "vrbench.duckdb", tmp_path / "out", fmt="md", heatmaps=(RUN,))
+
+
+def test_blm_mapping_shows_only_the_sources_with_weight(tmp_path: Path) -> None:
+    # A BLM mapping of 1000 sources onto 10 targets where only 15 sources carry weight (the rest are exactly 0):
+    # the rows are those 15, strongest first, never classes 0, 1, 2, ... padded in index order.
+    weighted = {900 + k: (k % 10, 0.1 + k / 100) for k in range(15)}
+    matrix = [[0.0] * 10 for _ in range(1000)]
+    for source, (target, weight) in weighted.items():
+        matrix[source][target] = weight
+    write_run(tmp_path, {"kind": "matrix", "num_source": 1000, "num_classes": 10, "mapping": matrix,
+                         "classes": None, "source_classes": None})
+    view = heatmap_view(tmp_path, RUN)
+    shown = [int(row["name"].rsplit("(", 1)[1].rstrip(")")) for row in view["rows"]]
+    assert sorted(shown) == sorted(weighted)
+    assert view["description"].startswith("all 15 sources with weight (of 1000")
+
+
+def test_more_weighted_sources_than_rows_says_how_many(tmp_path: Path) -> None:
+    matrix = [[0.0, 0.0] for _ in range(200)]
+    for k in range(60):  # 60 weighted sources, more than the 40 rows drawn
+        matrix[k * 3][k % 2] = 1.0 + k
+    write_run(tmp_path, {"kind": "matrix", "num_source": 200, "num_classes": 2, "mapping": matrix,
+                         "classes": ["x", "y"], "source_classes": None})
+    view = heatmap_view(tmp_path, RUN)
+    assert len(view["rows"]) == 40
+    assert all(any(cell["alpha"] > 0 for cell in row["cells"]) for row in view["rows"])
+    assert "the 40 strongest of the 60 sources with weight (of 200" in view["description"]

@@ -27,7 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 def _mount_data_app() -> None:
     from vrbench.data_cli import data_app
 
-    app.add_typer(data_app, name="data", help="list, prepare and verify datasets")
+    app.add_typer(data_app, name="data", help="List, prepare and verify datasets.")
 
 
 _mount_data_app()
@@ -338,7 +338,8 @@ def report(
     results: ResultsOpt = DEFAULT_RESULTS,
     format: Annotated[Format, typer.Option(
         "--format", "-f", help="md (for a README), html (figures, sortable tables) or latex (booktabs)")] = Format.md,
-    out: Annotated[Path, typer.Option(help="output directory")] = Path("reports"),
+    out: Annotated[Path | None, typer.Option(help="output directory (default: RESULTS/reports; files of an older "
+                                             "report there are replaced)")] = None,
     suite: Annotated[Path | None, typer.Option(help="only the jobs of this suite")] = None,
     paper: Annotated[str | None, typer.Option(help="reference table to compare with, e.g. ilm_vp_cvpr23")] = None,
     group_by: Annotated[str, typer.Option(help="extra row keys, e.g. device,precision")] = "",
@@ -346,8 +347,9 @@ def report(
     with_paper: Annotated[bool, typer.Option(help="LaTeX: the published value beside ours")] = False,
     intervals: Annotated[bool, typer.Option(help="each cell's 95 % interval of the mean in the tables")] = False,
 ) -> None:
-    """Write the leaderboard (ours next to the published numbers) to reports/index.md, index.html or index.tex."""
-    from vrbench.report import build_report
+    """Write the leaderboard (ours next to the published numbers) to RESULTS/reports/index.md, .html or .tex."""
+    from vrbench.report import write_report
+    from vrbench.report.output import default_out_dir
     from vrbench.store.db import DB_NAME
 
     try:
@@ -362,12 +364,15 @@ def report(
             reference_rows = loaded.reference.get("rows")
         _ingest(results, only_if_stale=True)
         keys = tuple(key.strip() for key in group_by.split(",") if key.strip())
-        path = build_report(results / DB_NAME, out, fmt=format.value, run_ids=run_ids, paper=paper, group_by=keys,
-                            heatmaps=tuple(heatmap or ()), reference_rows=reference_rows, with_paper=with_paper,
-                            labels=labels, intervals=intervals)
+        written = write_report(results / DB_NAME, out or default_out_dir(results), fmt=format.value, run_ids=run_ids,
+                               paper=paper, group_by=keys, heatmaps=tuple(heatmap or ()),
+                               reference_rows=reference_rows, with_paper=with_paper, labels=labels,
+                               intervals=intervals)
     except VrbenchError as exc:
         raise _fail(exc) from None
-    console.print(f"wrote {literal(path)}")
+    from vrbench.report.terminal import print_written
+
+    print_written(console, written)
 
 
 class CompareFormat(str, Enum):
@@ -521,8 +526,10 @@ def ls(what: Annotated[Listing, typer.Argument(help="what to list")],
        suite: Annotated[list[Path] | None, typer.Option(help="with --coverage: the suite(s) to check (default: "
                                                          "every ./suites/*.yaml that names a reference paper)")
                         ] = None) -> None:
-    """List the registered methods, backbones, datasets (with the plugin package of each that is not built in),
-    the published reference tables, or ./suites."""
+    """List the registered methods, backbones or datasets, the published reference tables, or ./suites.
+
+    Methods, backbones and datasets that come from a plugin name its package.
+    """
     if coverage or suite:
         if what is not Listing.references or not coverage:
             raise _fail(ConfigError("--coverage and --suite go with `vrbench ls references --coverage`"))

@@ -6,7 +6,7 @@ report is rendered, so `--help` and the Markdown report answer quickly. Never to
 
 from __future__ import annotations
 
-from vrbench.report.build import build_report, load_model
+from vrbench.report.build import build_report, load_model, write_report
 from vrbench.report.references import match
 
-__all__ = ["build_report", "load_model", "match"]
+__all__ = ["build_report", "load_model", "match", "write_report"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from vrbench.report.model import (
     load_failed,
     load_scores,
 )
+from vrbench.report.output import record_report, report_key, unrecorded_report_files
 from vrbench.report.prompt import PROMPT_RULE, build_prompt_sections, load_prompt_runs
 from vrbench.report.references import PAPER_RULE, check_paper
 from vrbench.store.db import check_schema, connect
@@ -127,7 +129,7 @@ def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-def _write_figures(directory: Path, figures: list) -> None:
+def _write_figures(directory: Path, figures: list) -> list[str]:
     """The PNGs the page embeds, plus their manifest; PNGs of figures the report no longer has are removed."""
     from vrbench.report.figures import MANIFEST, manifest
 
@@ -146,12 +148,35 @@ def _write_figures(directory: Path, figures: list) -> None:
         except (OSError, ValueError, TypeError):
             pass  # a damaged manifest only costs the clean-up
     atomic_write_text(directory / MANIFEST, manifest(figures))
+    return [f"{directory.name}/{name}" for name in sorted(keep | {MANIFEST})]
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    """What ``write_report`` did: the page, every file it wrote and the older report's files it removed (paths
+    relative to ``out_dir``), files of a report no manifest records (left in place), and the model it showed."""
+
+    path: Path
+    out_dir: Path
+    written: list[str]
+    removed: list[str]
+    unrecorded: list[str]
+    model: ReportModel
 
 
 def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str] | None = None,
                  paper: str | None = None, group_by: tuple[str, ...] = (), heatmaps: tuple[str, ...] = (),
                  reference_rows: dict | None = None, with_paper: bool = False,
                  labels: dict[str, str] | None = None, intervals: bool = False) -> Path:
+    """``write_report``, returning only the page's path."""
+    return write_report(db_path, out_dir, fmt, run_ids, paper, group_by, heatmaps, reference_rows, with_paper,
+                        labels, intervals).path
+
+
+def write_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str] | None = None,
+                 paper: str | None = None, group_by: tuple[str, ...] = (), heatmaps: tuple[str, ...] = (),
+                 reference_rows: dict | None = None, with_paper: bool = False,
+                 labels: dict[str, str] | None = None, intervals: bool = False) -> WrittenReport:
     """Write ``out_dir/index.md``, ``index.html`` or ``index.tex`` (and ``cells.csv`` beside it, plus
     ``prompt_cells.csv`` when prompt-learning runs are selected, and ``figures/*.png`` for HTML); return its path.
 
@@ -162,6 +187,7 @@ def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str
     ours in the LaTeX tables (Markdown and HTML always show them); ``labels`` (run id -> row name) name the rows
     as the suite being reported does (``vrbench report --suite``); ``intervals`` prints each cell's 95 % interval
     in the tables (cells.csv always has it). Files are written with the user's umask.
+    Files an older report wrote into ``out_dir`` and this one did not are then removed (``report.output``).
     """
     if fmt not in FORMATS:
         raise ConfigError(f"Unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}.")
@@ -190,16 +216,23 @@ def build_report(db_path: Path, out_dir: Path, fmt: str = "md", run_ids: set[str
     else:
         text = render_markdown(model)
     out_dir = Path(out_dir)
+    csv_text = cells_csv(model)
+    prompt_text = prompt_cells_csv(model) if model.prompt_sections else None
+    key = report_key(str(Path(db_path).resolve()), sorted(run_ids) if run_ids is not None else None, paper,
+                     list(model.group_by), csv_text, prompt_text, model.n_done, model.n_failed)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / FORMATS[fmt]
+        written = [FORMATS[fmt], "cells.csv"]
         if figures:
-            _write_figures(out_dir / FIGURES_DIR, figures)
+            written += _write_figures(out_dir / FIGURES_DIR, figures)
         atomic_write_text(path, text)
-        atomic_write_text(out_dir / "cells.csv", cells_csv(model))
-        if model.prompt_sections:
-            atomic_write_text(out_dir / "prompt_cells.csv", prompt_cells_csv(model))
+        atomic_write_text(out_dir / "cells.csv", csv_text)
+        if prompt_text is not None:
+            atomic_write_text(out_dir / "prompt_cells.csv", prompt_text)
+            written.append("prompt_cells.csv")
+        removed = record_report(out_dir, fmt, key, written)
     except OSError as exc:
         raise ResultsError(f"Cannot write the report to {out_dir}: {exc.strerror or exc}. "
                            "Choose a writable directory with --out.") from exc
-    return path
+    return WrittenReport(path, out_dir, written, removed, unrecorded_report_files(out_dir, written), model)

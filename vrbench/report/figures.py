@@ -160,7 +160,7 @@ def _cd_plans(model: ReportModel) -> list[_Plan]:
     from vrbench.report.cd_diagram import CDData, critical_difference
 
     return [_Plan.of(cd_key(b.rule), CDData(b.rule, b.summary.ranks), critical_difference)
-            for b in model.boards if b.summary is not None and b.summary.ranks is not None]
+            for b in model.boards if b.summary is not None]
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ AGGREGATE_HEADER = ("Method · backbone", "mean [95 % CI]", "median [95 % CI]", 
 def aggregate_rows(summary: BoardSummary) -> list[list[str]]:
     """One line per row of the summary, in the order of AGGREGATE_HEADER."""
     return [[row.label, *(estimate(row.estimates[name]) for name in ("mean", "median", "IQM")),
-             NO_VALUE if row.average_rank is None else f"{row.average_rank:.2f}"] for row in summary.rows]
+             f"{row.average_rank:.2f}"] for row in summary.rows]
 
 
 def summary_notes(summary: BoardSummary) -> list[str]:
@@ -74,9 +74,6 @@ def summary_notes(summary: BoardSummary) -> list[str]:
              f"bootstrap interval (seeds resampled within each dataset; {summary.reps} resamples, seed {summary.seed}"
              "; the protocol of rliable, Agarwal et al., NeurIPS 2021)."]
     ranks = summary.ranks
-    if ranks is None:
-        notes.append("Average ranks need at least two rows and two datasets.")
-        return notes
     friedman = ("Friedman test: needs at least 3 methods" if ranks.friedman_p is None else
                 f"Friedman test χ² = {ranks.friedman_statistic:.2f}, {p_text(ranks.friedman_p)}")
     notes.append(f"average rank: 1 = best on a dataset, averaged over the {ranks.n_datasets} datasets. {friedman}; "

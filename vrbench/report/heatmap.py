@@ -1,8 +1,9 @@
 """The final label mapping of one run as an HTML heatmap: source classes by target classes, names on both axes.
 
 One-to-one mappings (RLM/FLM/ILM) show the C chosen source classes against the C targets; probabilistic and
-learned mappings (BLM, BLM++, FC heads) show the sources with the largest weights, each column scaled to its
-own maximum so every target's strongest sources stand out.
+learned mappings (BLM, BLM++, FC heads) show the sources with the largest weights (only sources with some weight:
+a BLM mapping leaves most of them at zero), each column scaled to its own maximum so every target's strongest
+sources stand out.
 """
 
 from __future__ import annotations
@@ -87,17 +88,26 @@ def mapping_matrix(results: Path, run_id: str) -> MappingMatrix:
         description = "one-to-one: each target is read from one source class"
     else:
         column_max = [max(abs(row[c]) for row in mapping) or 1.0 for c in range(len(targets))]
-        strength = sorted(range(len(mapping)), key=lambda k: -max(abs(v) / m for v, m in zip(mapping[k], column_max,
-                                                                                              strict=True)))
+        # Only sources with some weight: a BLM mapping gives most of the 1000 ImageNet classes none, and padding the
+        # rows with them would list classes 0, 1, 2, ... in index order as if they mattered.
+        weighted = [k for k, row in enumerate(mapping) if any(v != 0 for v in row)]
+        strength = sorted(weighted, key=lambda k: -max(abs(v) / m for v, m in zip(mapping[k], column_max,
+                                                                                  strict=True)))
         for source in strength[:MAX_MATRIX_ROWS]:
             names.append(f"{sources[source]} ({source})")
             values.append([abs(mapping[source][c]) / column_max[c] for c in range(len(targets))])
             titles.append([f"{sources[source]} -> {targets[c]}: {mapping[source][c]:.4g}"
                            for c in range(len(targets))])
-        description = (f"weights of the {min(MAX_MATRIX_ROWS, len(mapping))} strongest of {len(mapping)} sources, "
-                       "each column scaled to its maximum")
+        description = _matrix_description(len(names), len(weighted), len(mapping))
     return MappingMatrix(run_id, f"{config['input']}+{config['mapping']}", config["backbone"], config["dataset"],
                          config["seed"], targets, names, values, titles, description, one_to_one)
+
+
+def _matrix_description(shown: int, weighted: int, total: int) -> str:
+    """Say how many sources carry weight and how many of them the rows show."""
+    scope = (f"all {weighted} sources with weight" if shown == weighted
+             else f"the {shown} strongest of the {weighted} sources with weight")
+    return f"{scope} (of {total}; the others have none), each column scaled to its maximum"
 
 
 def heatmap_view(results: Path, run_id: str) -> dict[str, Any]:

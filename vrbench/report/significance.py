@@ -26,16 +26,16 @@ Score = tuple[str, str, str, str, tuple[str, ...], int, float]  # vrbench.report
 class RowAggregate:
     label: str  # "method · backbone" plus any --group-by values
     estimates: dict[str, Estimate]  # "mean", "median", "IQM"
-    average_rank: float | None  # None when ranks are not computed (fewer than 2 rows or datasets)
+    average_rank: float
 
 
 @dataclass(frozen=True)
 class BoardSummary:
     """Across datasets, for the rows that have every dataset of the board (others are counted in ``left_out``);
-    a board with fewer than two such rows has none."""
+    a board with fewer than two such rows, or fewer than two datasets, has none."""
 
     rows: list[RowAggregate]
-    ranks: RankSummary | None
+    ranks: RankSummary
     left_out: int
     n_datasets: int
     seed: int = BOOTSTRAP_SEED
@@ -80,18 +80,16 @@ def annotate(boards: list[Board], scores: list[Score]) -> list[Board]:
 
 def summarize(board: Board, array: np.ndarray) -> BoardSummary | None:
     full = [i for i, row in enumerate(board.rows) if len(row.cells) == len(board.datasets)]
-    if len(full) < 2:
-        return None  # nothing to compare across datasets
+    if len(full) < 2 or len(board.datasets) < 2:
+        return None  # nothing to compare across datasets (one dataset: its cells already say it all)
     aggregates, cache = [], {}
     for i in full:
         per_dataset = [values[~np.isnan(values)] for values in array[i]]
         aggregates.append(aggregate_estimates(per_dataset, counts_cache=cache))
     labels = [row_label(board.rows[i]) for i in full]
-    ranks = None
-    if len(full) >= 2 and len(board.datasets) >= 2:
-        means = np.array([[board.rows[i].cells[d].mean for d in board.datasets] for i in full])
-        ranks = rank_summary(labels, means)
-    rows = [RowAggregate(label, estimates, None if ranks is None else ranks.average_ranks[k])
+    means = np.array([[board.rows[i].cells[d].mean for d in board.datasets] for i in full])
+    ranks = rank_summary(labels, means)
+    rows = [RowAggregate(label, estimates, ranks.average_ranks[k])
             for k, (label, estimates) in enumerate(zip(labels, aggregates, strict=True))]
     return BoardSummary(rows, ranks, len(board.rows) - len(full), len(board.datasets))
 
