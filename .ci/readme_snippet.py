@@ -36,7 +36,7 @@ from pathlib import Path
 MARKER = re.compile(r"<!--\s*readme-snippet\b(.*?)-->", re.DOTALL)
 REPORT_MARKER = re.compile(r"<!--\s*readme-report:\s*vrbench report((?: --suite \S+)?)[^>]*-->\s*```\n(.*?)\n```",
                            re.DOTALL)
-MACHINE_FIELD = re.compile(r'(\w+)="([^"]*)"')
+MACHINE_FIELD = re.compile(r'([\w.]+)="([^"]*)"')  # a dotted key reads a nested field: levers.shared_border
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
 RESULTS_LITERAL = 'Results("results")'
 
@@ -127,6 +127,14 @@ def rows(text: str) -> dict[str, list[float]]:
     return table
 
 
+def _field(env: dict, key: str) -> object:
+    """env.json's value at a dotted key (``levers.fold_batchnorm``), None where a part is missing."""
+    value: object = env
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def machine_matches(results: Path, machine: dict[str, str]) -> tuple[bool, str]:
     """Whether every run's env.json has the recorded values; the first difference otherwise."""
     envs = sorted((results / "runs").glob("*/env.json"))
@@ -135,8 +143,9 @@ def machine_matches(results: Path, machine: dict[str, str]) -> tuple[bool, str]:
     for path in envs:
         env = json.loads(path.read_text(encoding="utf-8"))
         for key, value in machine.items():
-            if str(env.get(key)) != value:
-                return False, f"{path.parent.name}: {key} is {env.get(key)!r}, the README's machine has {value!r}"
+            found = _field(env, key)
+            if str(found) != value:
+                return False, f"{path.parent.name}: {key} is {found!r}, the README's machine has {value!r}"
     return True, f"all {len(envs)} runs have the README's machine ({', '.join(f'{k}={v}' for k, v in machine.items())})"
 
 

@@ -16,7 +16,7 @@ from vrbench.datasets.roots import resolve_data_root
 from vrbench.errors import ConfigError
 from vrbench.registry import load_object
 
-# name: (classes, train, val, test, VR input size) from vr_methods.md §5 and clip_methods.md §2.1
+# name: (classes, train, val, test, VR input size) from docs/methods.md VR §5 and docs/methods.md CLIP §2.1
 DOCUMENTED = {
     "cifar10": (10, 50000, None, 10000, 32),
     "cifar100": (100, 50000, None, 10000, 32),

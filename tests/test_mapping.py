@@ -20,7 +20,7 @@ def _logits_predicting(preds: list[int], num_source: int) -> torch.Tensor:
 
 
 def _reference_greedy(freq: torch.Tensor) -> list[int]:
-    """The spec §2.3 loop, written out literally (C passes of a first-occurrence row-major argmax)."""
+    """The docs/methods.md VR §2.3 loop, written out literally (C passes of a first-occurrence row-major argmax)."""
     n = freq.clone().to(torch.int64).tolist()
     s, c_num = len(n), len(n[0]) if n else 0
     pi = [None] * c_num

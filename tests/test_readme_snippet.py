@@ -99,3 +99,16 @@ def test_the_readmes_report_tables_are_compared_too(results: Path) -> None:
     stale = readme.replace("| 41.5 |", "| 42.5 |")
     problems = snippet.report_problems(stale, results)
     assert len(problems) == 1 and "README '| padding+ilm · resnet18 | 41.5 ± 0.7 (n=2) | 42.5 |'" in problems[0]
+
+
+def test_a_dotted_machine_field_reads_a_nested_env_value(results: Path) -> None:
+    env = results / "runs" / "b0" / "env.json"
+    env.write_text(json.dumps({**json.loads(env.read_text()), "levers": {"shared_border": "off"}}))
+    assert snippet.machine_matches(results, {"levers.shared_border": "off"})[0] is False  # b1, i0, i1 lack it
+    for run in ("b1", "i0", "i1"):
+        other = results / "runs" / run / "env.json"
+        other.write_text(json.dumps({**json.loads(other.read_text()), "levers": {"shared_border": "off"}}))
+    assert snippet.machine_matches(results, {"levers.shared_border": "off"})[0] is True
+    assert snippet.machine_matches(results, {"levers.shared_border": "on"})[0] is False
+    assert snippet.MACHINE_FIELD.findall('levers.shared_border="off" threads="2"') == [
+        ("levers.shared_border", "off"), ("threads", "2")]

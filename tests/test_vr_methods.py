@@ -179,7 +179,7 @@ def test_abide_padding_also_programs_the_empty_lower_triangle() -> None:
     from vrbench.methods.padding import build_padding
 
     vr = build_padding({"dataset": "abide", "image_size": 200, "canvas": 224}, RESNET)
-    assert int(vr.mask.sum()) == 90_828  # 3 * (10,176 border + 20,100 lower triangle with diagonal), spec §1.1
+    assert int(vr.mask.sum()) == 90_828  # 3 * (10,176 border + 20,100 lower triangle, diagonal), methods.md VR §1.1
     assert vr.mask[0, 12 + 5, 12 + 3] == 1 and vr.mask[0, 12 + 3, 12 + 5] == 0
     natural = build_padding({"dataset": "cifar10", "image_size": 32, "canvas": 224}, RESNET)
     assert int(natural.mask.sum()) == 147_456

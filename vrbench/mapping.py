@@ -7,7 +7,7 @@ A label mapping turns the ``B x S`` source logits into ``B x C`` target logits, 
   (RLM, FLM and ILM);
 * a **reweighting matrix** ``omega`` (``S x C``, float32): target logits are ``logits @ omega`` (BLM and BLM++).
 
-These functions follow ``spec/vr_methods.md`` §2 exactly, ties included, so that FLM/ILM pick the same sources as the
+These functions follow ``docs/methods.md (VR)`` §2 exactly, ties included, so that FLM/ILM pick the same sources as the
 original code. They hold no state: *when* a mapping is (re)computed (once before training, every epoch, ...) is the
 training engine's job. Every function checks its inputs and raises :class:`MappingInputError` (both a
 ``vrbench.errors.ConfigError`` and a ``ValueError``) with the reason, instead of silently producing a misaligned or
@@ -114,7 +114,7 @@ def _check_lap(lap: float) -> float:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# frequency matrix and greedy assignment (spec §2.1, §2.3)
+# frequency matrix and greedy assignment (docs/methods.md VR §2.1, §2.3)
 
 
 def frequency_matrix(logits: Tensor, labels: Tensor, num_classes: int) -> Tensor:
@@ -146,7 +146,7 @@ def frequency_matrix(logits: Tensor, labels: Tensor, num_classes: int) -> Tensor
 
 
 def greedy_one_to_one(freq: Tensor) -> Tensor:
-    """Greedy one-to-one source-to-target assignment of FLM and ILM (spec §2.3).
+    """Greedy one-to-one source-to-target assignment of FLM and ILM (docs/methods.md VR §2.3).
 
     Repeat ``C`` times on a copy ``A`` of ``freq`` (shape ``S x C``)::
 
@@ -209,7 +209,7 @@ def greedy_one_to_one(freq: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# one-to-one mappings (spec §2.2, §2.4, §2.5)
+# one-to-one mappings (docs/methods.md VR §2.2, §2.4, §2.5)
 
 
 def rlm(num_source: int, num_target: int, generator: torch.Generator | None = None) -> Tensor:
@@ -244,7 +244,7 @@ def ilm(logits: Tensor, labels: Tensor, num_classes: int) -> Tensor:
     """Iterative label mapping (ILM): ``greedy_one_to_one(frequency_matrix(logits, labels, num_classes))``.
 
     The same function as :func:`flm`. ILM recomputes it at the **start of every epoch** from the current input pattern
-    (spec §2.5); the engine does that scheduling.
+    (docs/methods.md VR §2.5); the engine does that scheduling.
 
     Returns:
         ``(C,)`` int64 index vector ``pi``.
@@ -253,7 +253,7 @@ def ilm(logits: Tensor, labels: Tensor, num_classes: int) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Bayesian-guided reweighting matrices (spec §2.6, §2.7)
+# Bayesian-guided reweighting matrices (docs/methods.md VR §2.6, §2.7)
 
 
 def _smooth_and_normalise(counts: Tensor, lap: float) -> Tensor:
@@ -275,7 +275,7 @@ def _smooth_and_normalise(counts: Tensor, lap: float) -> Tensor:
 
 
 def blm(logits: Tensor, labels: Tensor, num_classes: int, lap: float = 1.0) -> Tensor:
-    """Bayesian-guided label mapping (BLM, spec §2.6): an ``S x C`` reweighting matrix.
+    """Bayesian-guided label mapping (BLM, docs/methods.md VR §2.6): an ``S x C`` reweighting matrix.
 
     With ``N = frequency_matrix(logits, labels, num_classes)`` (argmax counts)::
 
@@ -297,7 +297,8 @@ def blm(logits: Tensor, labels: Tensor, num_classes: int, lap: float = 1.0) -> T
 
 
 def blmpp(logits: Tensor, labels: Tensor, num_classes: int, k: int, lap: float = 1.0) -> Tensor:
-    """BLM++ (spec §2.7; "blmp" in the original code): BLM with top-k probability sums instead of argmax counts.
+    """BLM++ (docs/methods.md VR §2.7; "blmp" in the original code): BLM with top-k probability sums instead of
+    argmax counts.
 
     ::
 

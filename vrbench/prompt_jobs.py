@@ -1,4 +1,4 @@
-"""Prompt-learning protocols -> jobs (clip_methods.md §2.5-2.7). Must stay importable without torch.
+"""Prompt-learning protocols -> jobs (docs/methods.md CLIP §2.5-2.7). Must stay importable without torch.
 
 One grid cell (method, backbone, dataset, shots, seed) becomes the jobs its protocol needs:
 

@@ -41,7 +41,7 @@ TOP_LEVEL_KEYS = ("name", "description", "protocol", "grid", "defaults", "overri
                   "plugins", "requires", "tracker")
 
 # Hyperparameters every job has: name -> (expected type, default). Method-specific ones come from the
-# method catalogue. Defaults are the papers' (ILM-VP / BLM padding recipe, spec §3).
+# method catalogue. Defaults are the papers' (ILM-VP / BLM padding recipe, docs/methods.md VR §3).
 GENERAL_PARAMS: dict[str, tuple[str, Any]] = {
     "epochs": ("int", 200),
     "lr": ("float", 0.01),

@@ -37,7 +37,7 @@ class BackboneInfo:
     text_activation_mb: float = 0.0
     resize: str = "squash"  # how images are brought to input_size: "squash" (VR papers) or "clip" (crop, §5.2)
     # Settings a VR job on this backbone reads (CLIP: which text templates form the source classes) and the
-    # general ones it sets differently (CLIP VR: SGD lr 40, per-iteration cosine; clip_methods.md §1.8-1.10).
+    # general ones it sets differently (CLIP VR: SGD lr 40, per-iteration cosine; docs/methods.md CLIP §1.8-1.10).
     vr_params: tuple[tuple[str, object], ...] = ()
     vr_defaults: tuple[tuple[str, object], ...] = ()
 

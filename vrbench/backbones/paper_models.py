@@ -6,7 +6,7 @@
 - `vit_b32`: SMM's `pytorch_pretrained_vit.ViT('B_32_imagenet1k')`, the original ViT-B/32 pretrained on
   ImageNet-21k and fine-tuned on ImageNet-1k at 384 px. timm has no tag for these original 384-px weights (its
   `vit_base_patch32_384.augreg_in21k_ft_in1k` is the later AugReg training), so vrbench uses SMM's package and
-  file. SMM normalises its inputs with ImageNet mean/std (spec §6 item 14); so does vrbench.
+  file. SMM normalises its inputs with ImageNet mean/std (docs/methods.md VR §6 item 14); so does vrbench.
 - `vit_l16`: the same package's `ViT('L_16_imagenet1k')` (ImageNet-21k -> 1k at 384 px), the ViT-L of SMM's
   Table 13 (the paper names ViT-L at 384 px; its public code has no ViT-L, so vrbench takes the package SMM uses
   for ViT-B/32).

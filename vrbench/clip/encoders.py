@@ -1,4 +1,4 @@
-"""Deep-prompt forward passes over a frozen open_clip CLIP, without forking its code (spec §6.1-6.2).
+"""Deep-prompt forward passes over a frozen open_clip CLIP, without forking its code (docs/methods.md CLIP §6.1-6.2).
 
 open_clip's `encode_image` applies `ln_pre` inside `_embeds`, but visual prompts must enter after the
 positional embedding and *before* `ln_pre`, and deep prompts must replace tokens between blocks. So the

@@ -1,4 +1,4 @@
-"""Linear-probe CLIP (spec §1.2): L2 logistic regression on raw image features with CoOp's C search.
+"""Linear-probe CLIP (docs/methods.md CLIP §1.2): L2 logistic regression on raw image features with CoOp's C search.
 
 The search is the lpclip protocol (after CLIP's Appendix A3): a coarse sweep over seven C values on the few-shot
 validation set, then log-space bisection around the best one, keeping the better endpoint each step.

@@ -3,7 +3,7 @@
 Every method owns only its prompt parameters; the CLIP itself is a frozen `PromptedCLIP` shared with the
 teachers. Class-dependent tensors (token prefix/suffix, frozen text features) are non-persistent buffers
 rebuilt by `set_classnames`, as Dassl rebuilds them for novel-class and cross-dataset evaluation; learned
-prompts survive. The training loop (optimizer, schedule, data) belongs to the caller (spec §0).
+prompts survive. The training loop (optimizer, schedule, data) belongs to the caller (docs/methods.md CLIP §0).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The CLIP backbones the prompt-learning methods run on, built through open_clip (spec §5.2).
+"""The CLIP backbones the prompt-learning methods run on, built through open_clip (docs/methods.md CLIP §5.2).
 
 The original repos load OpenAI's JIT archives; open_clip's `-quickgelu` names with the `openai` tag are the
 same weights with the right activation (the plain names silently switch to GELU). Random-init entries exist

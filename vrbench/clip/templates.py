@@ -1,4 +1,4 @@
-"""Text templates of the CLIP methods (spec §3) and the class-name cleaning each family applies.
+"""Text templates of the CLIP methods (docs/methods.md CLIP §3) and the class-name cleaning each family applies.
 
 The OpenAI lists are taken from open_clip rather than retyped, so a typo cannot silently change a prompt;
 the per-dataset custom templates are keyed by vrbench dataset names instead of Dassl class names.

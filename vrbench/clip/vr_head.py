@@ -1,4 +1,4 @@
-"""CLIP as a frozen classifier for visual reprogramming (ILM-VP and BLM on CLIP, clip_methods.md §1.8-1.10).
+"""CLIP as a frozen classifier for visual reprogramming (ILM-VP and BLM on CLIP, docs/methods.md CLIP §1.8-1.10).
 
 The "source classes" of CLIP are text embeddings: every template x target class name, each L2-normalised and
 never averaged, in template-major order (row t*C + c). The network output for an image is

@@ -1,9 +1,9 @@
 """Every dataset of the four papers, plus the two offline ones: sizes, input sizes, folders, licences.
 
 Sizes: torchvision sets are the sizes of torchvision's splits; CoOp-split sets are the sizes of CoOp's
-``split_zhou_*.json`` (train / val / test, clip_methods.md §2.1); ImageNet and its variants count the images of
+``split_zhou_*.json`` (train / val / test, docs/methods.md CLIP §2.1); ImageNet and its variants count the images of
 the official folders. The VR protocol feeds 32-px images for CIFAR10/100, SVHN and GTSRB, 128-px images for the
-CoOp-split sets and 200x200 connectivity matrices for ABIDE (vr_methods.md §5). Sets used only by the
+CoOp-split sets and 200x200 connectivity matrices for ABIDE (docs/methods.md VR §5). Sets used only by the
 prompt-learning protocol get 224, CLIP's input size.
 
 Licences are summaries for orientation, not legal advice: read each dataset's own terms.

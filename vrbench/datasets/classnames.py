@@ -1,6 +1,6 @@
 """Class names, cleaned the way CoOp cleans them, and the cleaning rules themselves.
 
-CoOp writes already-cleaned names into its ``split_zhou_*.json`` files (clip_methods.md §2.3); for those datasets
+CoOp writes already-cleaned names into its ``split_zhou_*.json`` files (docs/methods.md CLIP §2.3); for those datasets
 the split file on disk is the authority and the loaders read the names from it. The lists vendored here are the
 ones that are short, stable and needed without the data (suite validation, `vrbench data ls`, CLIP prompts for
 torchvision sets): they equal what CoOp's JSON holds (DTD, EuroSAT, OxfordPets) or what the VR papers use
@@ -52,7 +52,7 @@ DTD = (
     "stratified", "striped", "studded", "swirly", "veined", "waffled", "woven", "wrinkled", "zigzagged",
 )  # fmt: skip
 
-# EuroSAT: CoOp's NEW_CNAMES (clip_methods.md §2.3), in sorted-folder (label) order.
+# EuroSAT: CoOp's NEW_CNAMES (docs/methods.md CLIP §2.3), in sorted-folder (label) order.
 EUROSAT_FOLDERS = (
     "AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture", "PermanentCrop",
     "Residential", "River", "SeaLake",

@@ -1,7 +1,7 @@
 """CoOp-format datasets: the eight (plus Caltech101) with ``split_zhou_<Name>.json``, FGVC-Aircraft's official
 lists, and ImageNet with its four domain-shift variants, read exactly as CoOp's ``datasets/*.py`` read them.
 
-Layouts (under the data root, clip_methods.md §2.1; CoOp DATASETS.md):
+Layouts (under the data root, docs/methods.md CLIP §2.1; CoOp DATASETS.md):
 
 * split-file sets: ``<folder>/<split_zhou_Name.json>`` with images under ``<folder>/<image_dir>/``; each JSON item
   is ``[path relative to image_dir, label, cleaned class name]`` for "train", "val" and "test";

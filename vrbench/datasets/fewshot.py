@@ -1,10 +1,11 @@
 """Prompt-learning protocol pieces: CoOp's few-shot sampling and the base-to-novel class split.
 
-Few-shot (clip_methods.md §2.4; Dassl ``generate_fewshot_dataset``): after ``set_random_seed(seed)`` CoOp groups the
-train items by label in first-appearance order and draws ``random.sample(items, K)`` per label (all items when a
-class has fewer than K), then does the same on val with ``min(K, 4)`` shots, continuing the same RNG. ``random.sample``
-depends only on the population size and K, so drawing positions with ``random.Random(seed)`` selects exactly the items
-CoOp selects from the same split file. ImageNet has no val split (val is the test set): only train is sampled.
+Few-shot (docs/methods.md CLIP §2.4; Dassl ``generate_fewshot_dataset``): after ``set_random_seed(seed)`` CoOp
+groups the train items by label in first-appearance order and draws ``random.sample(items, K)`` per label (all items
+when a class has fewer than K), then does the same on val with ``min(K, 4)`` shots, continuing the same RNG.
+``random.sample`` depends only on the population size and K, so drawing positions with ``random.Random(seed)``
+selects exactly the items CoOp selects from the same split file. ImageNet has no val split (val is the test set): only
+train is sampled.
 
 The draw is materialised as JSON (never a pickle) at ``<dataset folder>/split_fewshot_vrbench/shot_K-seed_S.json``:
 positions into the split file's train/val lists, fingerprints of those lists, and a sha256 over the content, so a

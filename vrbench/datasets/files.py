@@ -63,7 +63,8 @@ def decode_image(path: Path, image_size: int, resize: str = "squash") -> np.ndar
     """3 x S x S uint8 from PIL open + convert("RGB").
 
     ``squash``: resize((S, S), BILINEAR), the VR papers' ``Resize((s, s))``. ``clip``: the shorter side to S with
-    BICUBIC, then the centre S x S crop: CLIP's preprocessing and Dassl's test transform (clip_methods.md §0, §5.2).
+    BICUBIC, then the centre S x S crop: CLIP's preprocessing and Dassl's test transform (docs/methods.md CLIP §0,
+    §5.2).
     """
     try:
         with Image.open(path) as image:
@@ -100,7 +101,7 @@ def clip_resize_arrays(images: torch.Tensor, image_size: int, workers: int | Non
     """CLIP's transform on uint8 N x 3 x h x w arrays (CIFAR, SVHN): each image through PIL exactly as a file.
 
     ILM-VP's and BLM's CLIP scripts hand torchvision's array datasets CLIP's own preprocess, which makes a PIL
-    image of each array and resizes its shorter side with BICUBIC, then centre-crops (spec clip_methods.md §5.2).
+    image of each array and resizes its shorter side with BICUBIC, then centre-crops (spec docs/methods.md CLIP §5.2).
     """
     out = np.empty((images.shape[0], 3, image_size, image_size), dtype=np.uint8)
     hwc = images.permute(0, 2, 3, 1).numpy()

@@ -39,7 +39,7 @@ class DatasetInfo:
     split_source: str = ""  # where the train/val/test split comes from
     sizes_note: str = ""  # provenance of the documented sizes, when they are not exact facts of the loader
     # Where padding VR may also draw inside the image box: "lower_triangle" for ABIDE, whose data fills only the
-    # strict upper triangle (ILM-VP's ABIDE.get_mask(), spec §1.1); None: nowhere (natural images).
+    # strict upper triangle (ILM-VP's ABIDE.get_mask(), docs/methods.md VR §1.1); None: nowhere (natural images).
     vr_image_mask: str | None = None
 
     # Loaders that accept resize="clip": CLIP's own preprocess (shorter side to S with BICUBIC, centre crop),

@@ -2,7 +2,7 @@
 
 Images arrive as the backbone asks (CLIP: shorter side to 224 with bicubic, centre crop; Dassl's test transform).
 Training batches then get Dassl's ``RandomResizedCrop(scale=(0.08, 1), ratio=(3/4, 4/3), bicubic)`` and a
-horizontal flip (clip_methods.md §0, §6.3.9) drawn per sample from the global RNG. One deviation, recorded in the
+horizontal flip (docs/methods.md CLIP §0, §6.3.9) drawn per sample from the global RNG. One deviation, recorded in the
 README: the crop is taken from the centre-cropped square the loader decoded, not from the full original image.
 """
 

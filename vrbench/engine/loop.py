@@ -1,4 +1,4 @@
-"""The one training loop (spec §9): every VR method is an input module plus a label mapping plugged in here.
+"""The one training loop (docs/methods.md VR §9): every VR method is an input module plus a label mapping plugged in.
 
 Per epoch: let the mapping re-estimate itself if it wants to, train the input module on the frozen backbone,
 step the schedule, evaluate on the test (and validation) split, then checkpoint. The checkpoint holds
@@ -57,7 +57,7 @@ INFERENCE_BATCH = 128  # see Job.inference_batch
 
 
 def set_seed(seed: int) -> None:
-    """Seed every global RNG, as the original scripts do (spec §0)."""
+    """Seed every global RNG, as the original scripts do (docs/methods.md VR §0)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -511,7 +511,7 @@ def warmup_cosine(group: ParamGroup, epochs: int):
     """Dassl's ConstantWarmupScheduler over CosineAnnealingLR(T_max=epochs), as an LR factor per epoch index.
 
     Epoch e < warmup: warmup_lr; after: 0.5 * lr * (1 + cos(pi * (e - warmup) / epochs)), so the LR never reaches
-    0 (clip_methods.md §0: lr 0.0025, 20 epochs gives 1e-5, 0.0025, 0.00248, ..., 6.1e-5).
+    0 (docs/methods.md CLIP §0: lr 0.0025, 20 epochs gives 1e-5, 0.0025, 0.00248, ..., 6.1e-5).
     """
     import math
 

@@ -1,11 +1,11 @@
-"""ILM-VP's non-VR baselines (spec §2.11): linear probing and full fine-tuning.
+"""ILM-VP's non-VR baselines (docs/methods.md VR §2.11): linear probing and full fine-tuning.
 
 Linear probing: Resize((R, R)) + Normalize, frozen backbone, a new linear layer on its features (the mapping
 `linear_probe`). Full fine-tuning: every backbone weight trains (Adam lr 1e-4, weight decay 5e-4, cosine per
 epoch) on Resize((256, 256)) -> RandomCrop(224) -> flip; faithful to the original, the same random crop and
 flip are applied at test time too (`test_augment`, a named quirk), and the 1000-way ImageNet head is kept
-(the mapping `imagenet_head`, spec §6 item 9). ILM-VP's ABIDE loader ignores the transform it is given (ToTensor
--> Resize 224 -> Normalize, ILM-VP data/prepare_data.py lines 192-198): `train_augment: false` with
+(the mapping `imagenet_head`, docs/methods.md VR §6 item 9). ILM-VP's ABIDE loader ignores the transform it is
+given (ToTensor -> Resize 224 -> Normalize, ILM-VP data/prepare_data.py lines 192-198): `train_augment: false` with
 `test_augment: false` and `crop_margin: 0` is that pipeline.
 """
 

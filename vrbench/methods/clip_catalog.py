@@ -1,6 +1,6 @@
 """CLIP prompt-learning methods: metadata only (no torch import), so suites validate without loading a model.
 
-Each entry lists the hyperparameters the method reads with the papers' defaults (clip_methods.md §1, §7), the
+Each entry lists the hyperparameters the method reads with the papers' defaults (docs/methods.md CLIP §1, §7), the
 general settings it uses by default (its base-to-novel recipe: epochs, lr, batch size), and a version that goes
 into every job hash. Other protocols' recipes (few-shot epochs by shots, cross-dataset depth 3, ...) are set in
 the suite files, where a reader sees them next to the grid they apply to.

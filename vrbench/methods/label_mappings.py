@@ -1,4 +1,4 @@
-"""Output label mappings as engine plug-ins (spec §2.2–2.7).
+"""Output label mappings as engine plug-ins (docs/methods.md VR §2.2–2.7).
 
 The math lives in `vrbench.mapping` (pure tensor functions, public API); this module only decides *when*
 a mapping is (re-)estimated, which is what distinguishes the methods:
@@ -11,8 +11,8 @@ a mapping is (re-)estimated, which is what distinguishes the methods:
 `collect` runs the frozen backbone over the whole training split (no grad, fp32) and returns
 (logits, labels); the engine provides it.
 
-The "fast" editions (BLM train_vm_fast.py, spec §2.8; `mapping_mode: fast`) skip that extra pass: from epoch 1
-on they re-estimate from the outputs the previous epoch's training pass produced (under autocast on a GPU,
+The "fast" editions (BLM train_vm_fast.py, docs/methods.md VR §2.8; `mapping_mode: fast`) skip that extra pass:
+from epoch 1 on they re-estimate from the outputs the previous epoch's training pass produced (under autocast on a GPU,
 each batch before its own optimizer step, on augmented data where the pipeline augments).
 
 Learned heads (`fc`, `fullymap`, `linear_probe`) are trained jointly with the input; `imagenet_head` is the
@@ -166,7 +166,7 @@ class BayesianTopKMapping(_Iterative):
 
 
 class _LinearHead(nn.Module):
-    """BLM's FTlayer (bias created but never added in 'none', spec §6 item 8) and AutoVP's FullyMap."""
+    """BLM's FTlayer (bias created but never added in 'none', docs/methods.md VR §6 item 8) and AutoVP's FullyMap."""
 
     def __init__(self, in_features: int, out_features: int, restrict: str) -> None:
         super().__init__()

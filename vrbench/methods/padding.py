@@ -1,4 +1,4 @@
-"""Padding VR (ILM-VP's expansive prompt, BLM's PaddingVR; spec §1.1).
+"""Padding VR (ILM-VP's expansive prompt, BLM's PaddingVR; docs/methods.md VR §1.1).
 
 The target image (values in [0, 1]) is centred on a canvas of the backbone's input size; a learnable
 3×S×S pattern goes through a sigmoid (so the border stays a valid pixel in (0, 1)) and is added where
@@ -42,7 +42,7 @@ class PaddingVR(InputTransform):
         self.program = nn.Parameter(torch.zeros(3, canvas, canvas))
 
     def load_size(self, split: str) -> int:
-        return self.image_size  # no augmentation: train and test share the transform (spec §1.1)
+        return self.image_size  # no augmentation: train and test share the transform (docs/methods.md VR §1.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, self.pad, value=0.0) + torch.sigmoid(self.program) * self.mask

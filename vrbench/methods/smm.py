@@ -1,10 +1,10 @@
-"""SMM: sample-specific multi-channel masks (spec §1.3).
+"""SMM: sample-specific multi-channel masks (docs/methods.md VR §1.3).
 
 x' = x_normalised + δ ⊙ Upsample_ps(f_mask(x_normalised)): a shared pattern δ (zero init) gated per sample and
 per channel by a small CNN's mask, upsampled patch-wise (nearest neighbour by the patch size). The mask network
 is trained by its own Adam (lr 0.01, γ 0.1 for CNN backbones; lr 0.001, γ 1 for ViT) and its BatchNorm
 follows the module's train/eval mode, exactly as the original (so the epoch-0 mapping pass runs it in train
-mode, and later passes in eval mode, spec §6 item 4).
+mode, and later passes in eval mode, docs/methods.md VR §6 item 4).
 """
 
 from __future__ import annotations

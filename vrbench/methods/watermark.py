@@ -1,5 +1,5 @@
-"""Full-image and frame "watermarking" VR (BLM WatermarkingVR / ILM AdditiveVisualPrompt, spec §1.2; SMM's
-Narrow/Medium/Full baselines, spec §10).
+"""Full-image and frame "watermarking" VR (BLM WatermarkingVR / ILM AdditiveVisualPrompt, docs/methods.md VR §1.2; SMM's
+Narrow/Medium/Full baselines, docs/methods.md VR §10).
 
 The image is resized to the model's resolution and normalised; a learnable 3×R×R pattern (zero init, no
 sigmoid, no clamping) is added in normalised space where the mask is 1: a frame of `frame` pixels, or the

@@ -1,7 +1,7 @@
 """Prompt-learning tables in the papers' layouts: base-to-novel, few-shot, cross-dataset, domain generalization.
 
 The CLIP prompt-learning papers test the prompts of the last epoch, average each cell over seeds, take the
-base-to-novel HM of the seed-averaged base and novel accuracies, and average datasets plainly (clip_methods.md
+base-to-novel HM of the seed-averaged base and novel accuracies, and average datasets plainly (docs/methods.md (CLIP)
 §2.5-2.7, §4). The numbers here follow the same recipe, so the published values can sit next to ours. A
 published value is shown only for like with like: the paper's backbone, its 16 shots (base-to-novel, transfer),
 its ImageNet source (transfer) and, for an average, exactly the datasets the paper averaged.
@@ -44,7 +44,7 @@ AVERAGE_ROWS: dict[str, str] = {
     "base2novel": "avg_11_datasets", "fewshot": "avg_11_datasets", "cross_dataset": "avg_10_targets",
     "domain_generalization": "avg_4_targets",
 }
-PAPER_SOURCE = "imagenet"  # cross-dataset and DG prompts are trained on ImageNet (spec §2.6)
+PAPER_SOURCE = "imagenet"  # cross-dataset and DG prompts are trained on ImageNet (docs/methods.md CLIP §2.6)
 PAPER_SHOTS = 16  # base-to-novel and the transfer protocols train on 16 shots
 TRAINING_FREE = ("zeroshot", "zeroshot_ensemble")  # their accuracy does not depend on shots
 # The papers' orders, so our tables read like theirs; anything else follows alphabetically.
