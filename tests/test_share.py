@@ -342,3 +342,22 @@ def test_export_selects_a_suites_done_jobs_or_named_runs(tmp_path: Path, suite: 
         assert [e["run_id"] for e in json.loads(tar.extractfile("manifest.json").read())["runs"]] == [ids[1]]
     code, out = cli("export", "-o", tmp_path / "x.tar", "--results", a, "--run-id", "00000000000000ff")
     assert code == 2 and "not done" in out and not (tmp_path / "x.tar").exists()
+
+
+def test_a_conflict_names_what_differs_in_the_environment_not_paths_or_times() -> None:
+    from vrbench.share.conflicts import JobResult, make_conflict
+
+    def env(host: str, argv: str, started: str, fuse: str) -> dict:
+        return {"hostname": host, "argv": ["worker.py", argv], "torch_version": "2.14.1",
+                "levers": {"fold_batchnorm": "on", "fuse_activations": fuse, "shared_border": "off"},
+                "sessions": [{"session": 1, "started_at": started, "fuse_activations": fuse}]}
+
+    here = JobResult("r", "k1", True, "runs/r", "done", 40.0, 41.0, None, 5, None,
+                     env("a", "/home/me/results/runs/r", "2026-12-01T10:00:00", "on"))
+    there = JobResult("r", "k2", False, "alternates/r/k2", "done", 40.0, 41.5, None, 5, None,
+                      env("b", "/scratch/results/runs/r", "2026-12-02T11:00:00", "off"))
+    note = make_conflict([here, there]).note
+    assert "best_test_acc 41.00 vs 41.50" in note and "hostname a vs b" in note
+    assert "levers.fuse_activations on vs off" in note
+    assert "argv" not in note and "sessions" not in note and "started_at" not in note
+    assert "final_acc" not in note and "torch_version" not in note  # equal values are not differences

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     import duckdb
 
 SCORE_KEYS: tuple[str, ...] = ("final_acc", "best_test_acc", "best_val_acc")
+# env.json keys that differ between any two runs and say nothing about the result: the worker's command line (its
+# results path) and the per-session records (start times; their lever states are compared through `levers`).
+UNCOMPARED_ENV_KEYS: frozenset[str] = frozenset({"argv", "sessions"})
 META_KEY = "alternates"
 
 
@@ -118,7 +121,7 @@ def make_conflict(results: list[JobResult]) -> Conflict:
     """The differences between the results of one job (``results``: the counted one first)."""
     scores = {key: [getattr(r, key) for r in results] for key in SCORE_KEYS}
     scores = {key: values for key, values in scores.items() if len(set(values)) > 1}
-    flats = [flatten(r.env) for r in results]
+    flats = [flatten({k: v for k, v in r.env.items() if k not in UNCOMPARED_ENV_KEYS}) for r in results]
     keys = sorted({k for flat in flats for k in flat})
     env = {}
     for key in keys:
