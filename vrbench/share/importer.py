@@ -325,11 +325,7 @@ def import_bundle(bundle: Path, results: Path) -> ImportStats:
         plan: list[tuple[_Entry, str]] = []
         for entry in entries:
             action, detail = place.decide(entry.run_id, entry.key)
-            if action == "identical":
-                stats.identical.append(entry.run_id)
-                continue
-            if action == "deferred":
-                stats.deferred.append((entry.run_id, detail))
+            if _settled(action, detail, entry.run_id, stats):
                 continue
             place.keys.setdefault(entry.run_id, set()).add(entry.key)
             if action == "add":
@@ -355,6 +351,18 @@ def import_bundle(bundle: Path, results: Path) -> ImportStats:
     return stats
 
 
+def _settled(action: str, detail: str, run_id: str, stats: ImportStats) -> bool:
+    """Record a run that is not moved (its result is here already, or the job cannot take it now); False when the
+    run is to be moved into place."""
+    if action == "identical":
+        stats.identical.append(run_id)
+        return True
+    if action == "deferred":
+        stats.deferred.append((run_id, detail))
+        return True
+    return False
+
+
 def _move_into_place(results: Path, entry: _Entry, action: str, directory: Path, place: _Place,
                      stats: ImportStats) -> None:
     for _attempt in range(3):
@@ -372,11 +380,7 @@ def _move_into_place(results: Path, entry: _Entry, action: str, directory: Path,
                 stats.identical.append(entry.run_id)
                 return
             action, detail = place.decide(entry.run_id, entry.key)
-            if action == "identical":
-                stats.identical.append(entry.run_id)
-                return
-            if action == "deferred":
-                stats.deferred.append((entry.run_id, detail))
+            if _settled(action, detail, entry.run_id, stats):
                 return
             continue
         (stats.added if action == "add" else stats.conflicts).append(entry.run_id)

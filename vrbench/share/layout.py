@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vrbench.datasets.checksums import sha256_file  # noqa: F401 (re-exported for bundle.py and importer.py)
 from vrbench.store.provenance import PROVENANCE, parse_time  # noqa: F401 (re-exported)
 from vrbench.store.rundir import CHECKPOINT, CONFIG, ENV, MAPPING, METRICS, RESULT
 
@@ -24,14 +25,6 @@ RESULT_FILES: tuple[str, ...] = (RESULT, METRICS, ENV, MAPPING)
 # What a bundle carries of a run: what its page shows and what re-indexes it; checkpoints only on request.
 EXPORT_FILES: tuple[str, ...] = (CONFIG, ENV, METRICS, MAPPING, VAL_SPLIT, RESULT, PROVENANCE)
 CHECKPOINT_FILES: tuple[str, ...] = (CHECKPOINT,)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def result_key(file_digests: dict[str, str]) -> str:
