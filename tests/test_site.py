@@ -61,9 +61,11 @@ def test_a_rebuild_writes_only_what_changed(made: SiteResults, tmp_path: Path) -
     out, suites = tmp_path / "site", [load_suite(SMOKE)]
     first = build_site(made.results, out, suites)
     assert len(first.pages_written) > 30
+    manifest = (out / "site.json").stat().st_mtime_ns
     again = build_site(made.results, out, suites)
     assert again.pages_written == [] and again.files_written == [] and again.removed == []
     assert again.pages_kept == len(first.pages_written)
+    assert (out / "site.json").stat().st_mtime_ns == manifest  # not even the manifest is written again
 
     changed = made.run_ids[3]  # one run gets another result
     result = json.loads((run_dir(made.results, changed) / RESULT).read_text())
