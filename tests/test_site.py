@@ -238,3 +238,39 @@ def test_one_page_per_table_of_a_paper_and_the_coverage_lookup(tmp_path: Path) -
     assert len(table8.run_ids) == 3 and table8.published == table8.covered == 1
     ids = {job.run_id for job in suite.jobs if job.method == "smm patch 1"}  # Figure 4: plotted, never printed
     assert not any(ids & t.run_ids for t in tables)
+
+
+def test_a_prompt_learning_table_page_shows_base_novel_and_hm_beside_the_paper(tmp_path: Path) -> None:
+    """PromptSRC's base-to-novel Table 1 from CoOp's EuroSAT jobs of suites/iccv23.yaml (trained on the base
+    classes, evaluated on the new ones; fabricated results with the suite's own configs)."""
+    from vrbench.store.rundir import ENV, atomic_write_json, now_iso, write_config
+
+    suite = load_suite(ROOT / "suites" / "iccv23.yaml")
+    results = tmp_path / "results"
+    jobs = [j for j in suite.jobs if (j.config.get("protocol"), j.config.get("method"), j.config["dataset"])
+            == ("base2novel", "coop", "eurosat")]
+    assert len(jobs) == 6
+    for job in jobs:
+        directory = run_dir(results, job.run_id)
+        write_config(directory, job.run_id, job.method, job.config, runtime={})
+        atomic_write_json(directory / ENV, {"device": "cpu", "precision": "fp32", "threads": 2})
+        acc = 90.0 + job.config["seed"] if job.config["stage"] == "train" else 60.0 + job.config["seed"]
+        atomic_write_json(directory / RESULT, {
+            "run_id": job.run_id, "status": "done", "epochs": job.config.get("epochs", 0), "final_acc": acc,
+            "best_test_acc": None, "best_test_epoch": None, "best_val_acc": None, "best_val_epoch": None,
+            "finished_at": now_iso()})
+    ingest(results, results / DB_NAME)
+    out = tmp_path / "site"
+    build_site(results, out, [suite])
+    folder = "papers/promptsrc_iccv23/table-1-base-to-novel-16-shot-base-classes"
+    rows = json.loads((out / folder / "prompt_cells.json").read_text())
+    eurosat = {r["column"]: r for r in rows if r["method"] == "coop" and r["row"] == "eurosat"}
+    assert eurosat["Base"]["mean"] == "92.0000" and eurosat["Novel"]["mean"] == "62.0000"
+    assert {r["paper_table"] for r in eurosat.values()} == {"Table 1 base-to-novel (16-shot base classes)"}
+    assert all(r["paper_value"] and r["diff"] for r in eurosat.values()) and "HM" in eurosat
+    page = (out / f"{folder}.html").read_text()
+    assert "6 runs (6 done, 0 failed)" in page and "216 published" in page
+    home = (out / "index.html").read_text()
+    for table in ("table-1-base-to-novel-16-shot", "suppl-few-shot-per-dataset-table", "table-domain-generalization",
+                  "suppl-per-dataset-component-ablation", "table-cross-dataset"):
+        assert f'href="papers/promptsrc_iccv23/{table}' in home, table
