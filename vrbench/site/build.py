@@ -61,6 +61,7 @@ class SiteTable:
     folder: str  # its figures and downloads
     labels: dict[str, str] | None = None  # run id -> the row name its suite gives it
     published: PublishedTable | None = None
+    same_as: SiteTable | None = None  # a suite whose jobs are exactly one published table's: no page of its own
 
 
 @lru_cache(maxsize=1)
@@ -119,8 +120,11 @@ class SiteBuilder:
 
     def build(self) -> WriteStats:
         self.assets()
-        table_links = [{"title": t.title, "path": t.path, "methods": self._table_methods(t)} for t in self.tables]
-        home_tables = [self.table_page(t) for t in self.tables]
+        pages = [t for t in self.tables if t.same_as is None]
+        table_links = [{"title": t.title, "path": t.path, "methods": self._table_methods(t)} for t in pages]
+        drawn = {t.name: self.table_page(t) for t in pages}
+        home_tables = [drawn[t.name] if t.same_as is None else self._same_as(t, drawn[t.same_as.name])
+                       for t in self.tables]
         for method in self.data.methods():
             in_tables = [t for t in table_links if method in t["methods"]]
             page = paths.method_page(method)
@@ -155,6 +159,12 @@ class SiteBuilder:
 
     def _page(self, page: str, kind: str, view: Any, render: Any) -> bool:
         return self.writer.page(page, fingerprint(kind, view), lambda: (render(), {}))
+
+    @staticmethod
+    def _same_as(table: SiteTable, entry: dict[str, Any]) -> dict[str, Any]:
+        """The home page's line of a suite folded into the published table it equals."""
+        return {**entry, "title": table.title, "coverage": None,
+                "description": f"{table.description} (the same runs as {entry['title']}: one page for both)"}
 
     def _table_methods(self, table: SiteTable) -> set[str]:
         return {r.method for r in self.data.runs if table.run_ids is None or r.run_id in table.run_ids}
@@ -216,8 +226,8 @@ class SiteBuilder:
             return []
         suites = set(table.published.suites)
         return [{"title": t.title, "href": paths.href(t.path, page)} for t in self.tables
-                if t is not table and ((t.published is not None and t.paper == table.paper)
-                                       or (t.published is None and t.name in suites))]
+                if t is not table and t.same_as is None and ((t.published is not None and t.paper == table.paper)
+                                                             or (t.published is None and t.name in suites))]
 
     def run_pages(self) -> None:
         """Run pages whose row changed, drawn in batches (their learning curves read for that batch only)."""
@@ -304,7 +314,7 @@ class SiteBuilder:
 
     def search_index(self) -> None:
         """search/index.js (tables, methods, datasets, cells) and one search/runs-XX.js per run-id prefix."""
-        entries = [["table", t.title, t.path] for t in self.tables]
+        entries = [["table", t.title, t.path] for t in self.tables]  # a folded suite finds its table
         entries += [["method", m, paths.method_page(m)] for m in self.data.methods()]
         entries += [["dataset", d, paths.dataset_page(d)] for d in self.data.datasets()]
         entries += [["cell", " · ".join(k), paths.cell_page(*k)] for k in sorted(self.data.by_cell)]
@@ -402,11 +412,16 @@ def tables_for(results: Path, suites: list) -> list[SiteTable]:
             found.labels, found))
     for suite in suites:
         paper = suite.reference.get("paper")
+        run_ids = frozenset(job.run_id for job in suite.jobs)
+        # a suite that is exactly one published table (ILM-VP's cvpr23 is its main table) would be the same report
+        # twice, its figures drawn twice: it links to that table instead
+        same = next((t for t in tables if t.published is not None and t.paper == paper and t.run_ids == run_ids
+                     and t.published.suites == (suite.name,)), None)
         tables.append(SiteTable(suite.name, f"{suite.name}: all runs" + (f" ({paper})" if paper else ""),
-                                suite.description or "", paper, suite.reference.get("rows"),
-                                frozenset(job.run_id for job in suite.jobs), len(suite.jobs),
-                                paths.table_page(suite.name), paths.table_files(suite.name),
-                                {job.run_id: job.method for job in suite.jobs}))
+                                suite.description or "", paper, suite.reference.get("rows"), run_ids,
+                                len(suite.jobs), same.path if same else paths.table_page(suite.name),
+                                same.folder if same else paths.table_files(suite.name),
+                                {job.run_id: job.method for job in suite.jobs}, same_as=same))
     return tables
 
 
