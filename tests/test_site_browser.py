@@ -17,9 +17,10 @@ from vrbench.site import build_site, paths
 from vrbench.store import ingest
 from vrbench.store.db import DB_NAME
 from vrbench.suite import load_suite
-from vrbench.testing.site import SMOKE, write_site_results
+from vrbench.testing.site import CVPR23, SMOKE, write_site_results
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+PAPER_PAGE = "papers/ilm_vp_cvpr23/main-cnn-table.html"
 SHOTS = Path("/tmp/site_shots")
 
 
@@ -48,11 +49,12 @@ def browser(tmp_path: Path):
 
 @pytest.fixture
 def smoke_site(tmp_path: Path):
-    """The smoke suite's runs (plus a failed run, an imported run and a conflict), as a site."""
+    """The smoke suite's runs (plus a failed run, an imported run and a conflict) and 12 jobs of ILM-VP's main
+    table (suites/cvpr23.yaml), as a site with the smoke and cvpr23 suites."""
     made = write_site_results(tmp_path / "results")
     ingest(made.results, made.results / DB_NAME)
     out = tmp_path / "site"
-    build_site(made.results, out, [load_suite(SMOKE)])
+    build_site(made.results, out, [load_suite(SMOKE), load_suite(CVPR23)])
     return made, out
 
 
@@ -76,7 +78,8 @@ def _shot(browser, tmp_path: Path, name: str) -> None:
 def test_every_page_of_the_site_in_chromium(browser, smoke_site, tmp_path: Path) -> None:
     made, out = smoke_site
     pages = sorted(out.rglob("*.html"))
-    assert len(pages) == 24  # home, table, 5 methods, dataset, 5 cells, 11 runs
+    # home, ILM-VP's main table (which is also cvpr23's page), smoke's page, 5 methods, 3 datasets, 9 cells, 23 runs
+    assert len(pages) == 43 and (out / PAPER_PAGE) in pages
     missing, ids_missing, console = [], [], []
     for page in pages:
         browser.get(page.as_uri())
@@ -136,6 +139,22 @@ def test_search_and_links_follow_the_data(browser, smoke_site, tmp_path: Path) -
     assert browser.find_elements("css selector", "svg.curve")
     _shot(browser, tmp_path, "run")
 
+    # the home page's published table -> its page (ours, published, Δ) -> a cell -> a run of that cell
+    browser.get((out / "index.html").as_uri())
+    browser.find_element("css selector", f'#papers ~ .scroll a[href="{PAPER_PAGE}"]').click()
+    assert browser.current_url == (out / PAPER_PAGE).as_uri()
+    board = browser.find_element("id", "rule-best_test").find_element(
+        "xpath", "following-sibling::div[contains(@class, 'scroll')]").text
+    assert "paper 65.5 [" in board and "Δ -" in board  # ours, the published value (its footnote), Δ
+    assert browser.find_elements("css selector", "img[src$='critical-difference-best-test.png']")
+    _shot(browser, tmp_path, "published-table")
+    browser.find_element("css selector", "#rule-best_test ~ .scroll td.num a").click()
+    assert "/cells/" in browser.current_url and "resnet18" in browser.current_url
+    browser.find_element("css selector", "table.sortable tbody td code a").click()
+    assert "/runs/" in browser.current_url
+    assert any(run_id in browser.current_url for run_id in made.paper_run_ids)
+
     browser.get((out / paths.run_page(made.conflict)).as_uri())
-    assert "conflict: 2 results for one job" in browser.find_element("id", "conflict").text
+    conflict = browser.find_element("id", "conflict").text
+    assert "conflict: 2 results for one job" in conflict and "sessions[1].shared_border off on" in conflict
     _shot(browser, tmp_path, "conflict")

@@ -422,8 +422,9 @@ def compare(
 def site(
     out: Annotated[Path, typer.Option(help="the site's folder (created; a folder vrbench did not build is refused)")],
     results: ResultsOpt = DEFAULT_RESULTS,
-    suite: Annotated[list[Path] | None, typer.Option(help="a table page for this suite's jobs (repeatable; "
-                                                     "default: one table of every run)")] = None,
+    suite: Annotated[list[Path] | None, typer.Option(help="a page per published table of this suite's paper and "
+                                                     "one of all its runs (repeatable; default: one table of "
+                                                     "every run)")] = None,
 ) -> None:
     """Write the static leaderboard site (docs/site.md); pages whose data did not change are not rewritten."""
     from vrbench.site.command import site_command

@@ -101,17 +101,21 @@ def _prompt_keys(config: dict, method: str, paper: str | None, rows: dict | None
     return cell_keys(method, backbone, dataset, paper, "top1_acc", rows, tables)
 
 
+def job_cells(job, paper: str | None, rows: dict | None) -> list[CellKey]:
+    """The published-cell keys one job would be compared with (its suite's ``paper`` and ``reference.rows``)."""
+    c = job.config
+    if "method" in c:
+        return _prompt_keys(c, job.method, paper, rows)
+    return cell_keys(job.method, c["backbone"], c["dataset"], paper, rows=rows)
+
+
 def suite_cells(suite) -> set[CellKey]:
     """Every published-cell key a suite's jobs would be compared with (whether or not the paper printed it)."""
     paper = suite.reference.get("paper")
     rows = suite.reference.get("rows") or {}
     keys: set[CellKey] = set()
     for job in suite.jobs:
-        c = job.config
-        if "method" in c:
-            keys.update(_prompt_keys(c, job.method, paper, rows))
-        else:
-            keys.update(cell_keys(job.method, c["backbone"], c["dataset"], paper, rows=rows))
+        keys.update(job_cells(job, paper, rows))
     # Base-to-novel HM: covered where both the base and the novel accuracy are.
     for key in list(keys):
         if key[5] == "base_acc" and (*key[:5], "novel_acc") in keys:
@@ -124,6 +128,14 @@ def _average_members(ref: Reference) -> set[str]:
     if ref.table in (*PROTOCOL_TABLES["cross_dataset"], *PROTOCOL_TABLES["domain_generalization"]):
         members.discard(TRANSFER_SOURCE)
     return members
+
+
+def member_keys(ref: Reference) -> set[CellKey]:
+    """The per-dataset cells a published value draws on: itself, or for a printed average the cells it averages
+    (a job filling one of them helps reproduce the table, e.g. the HM's base and novel accuracies)."""
+    datasets = _average_members(ref) if ref.dataset.startswith("avg_") else {ref.dataset}
+    metrics = ("base_acc", "novel_acc") if ref.metric == "hm" else (ref.metric,)
+    return {(*cell_key(ref)[:4], d, m) for d in datasets for m in metrics}
 
 
 def _is_covered(ref: Reference, keys: set[CellKey]) -> bool:

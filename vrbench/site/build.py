@@ -29,9 +29,10 @@ from vrbench.report.build import cells_csv, load_model, prompt_cells_csv
 from vrbench.report.figures import MANIFEST as FIGURES_MANIFEST
 from vrbench.report.figures import _canonical, build_figures, manifest
 from vrbench.report.html import Links, report_context, template_env
-from vrbench.report.references import load_references
+from vrbench.report.references import cell_key, load_references
 from vrbench.site import paths, views
 from vrbench.site.data import RunInfo, SiteData, load_epochs, load_site_data
+from vrbench.site.published import PublishedTable, published_tables
 from vrbench.site.writer import Content, SiteWriter, WriteStats
 from vrbench.store.db import DB_NAME
 from vrbench.store.rundir import CONFIG, ENV, ERROR, MAPPING, METRICS, RESULT, run_dir
@@ -46,7 +47,8 @@ RUN_BATCH = 500  # run pages drawn per batch: their learning curves are read fro
 
 @dataclass(frozen=True)
 class SiteTable:
-    """One table page: a suite's jobs compared with its paper (or every run when no suite is given)."""
+    """One table page: a published table of a paper (the suite runs that reproduce its cells, compared with that
+    table), all runs of a suite (compared with its paper), or every run when no suite is given."""
 
     name: str
     title: str
@@ -55,21 +57,25 @@ class SiteTable:
     reference_rows: dict | None
     run_ids: frozenset[str] | None
     jobs: int | None
-
-    @property
-    def path(self) -> str:
-        return paths.table_page(self.name)
+    path: str
+    folder: str  # its figures and downloads
+    labels: dict[str, str] | None = None  # run id -> the row name its suite gives it
+    published: PublishedTable | None = None
+    same_as: SiteTable | None = None  # a suite whose jobs are exactly one published table's: no page of its own
 
 
 @lru_cache(maxsize=1)
 def _code_digest() -> str:
-    """Templates (the site's and the report's) and assets: a change to any re-renders every page."""
+    """Templates (the site's and the report's), assets and the code that turns data into pages (the site's and the
+    report's modules): a change to any (a vrbench upgrade) re-renders every page."""
     digest = hashlib.sha256(SITE_VERSION.encode())
     from vrbench.report.html import TEMPLATES as REPORT_TEMPLATES
 
-    for directory in (TEMPLATES, REPORT_TEMPLATES, ASSETS):
+    code = Path(__file__).parent, REPORT_TEMPLATES.parent
+    for directory in (TEMPLATES, REPORT_TEMPLATES, ASSETS, *code):
         for path in sorted(directory.iterdir()):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+            if path.is_file() and (directory not in code or path.suffix == ".py"):
+                digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -80,16 +86,17 @@ def fingerprint(kind: str, data: Any) -> str:
 class SiteLinks(Links):
     """Table cells -> cell pages, row labels -> method pages, failed runs -> run pages, from one page."""
 
-    def __init__(self, page: str, data: SiteData) -> None:
-        self.page, self.data = page, data
+    def __init__(self, page: str, data: SiteData, stored: dict[str, str] | None = None) -> None:
+        self.page, self.data, self.stored = page, data, stored or {}
         self.run_ids = {r.run_id for r in data.runs}
 
     def cell(self, method: str, backbone: str, dataset: str) -> str | None:
-        key = (method, backbone, dataset)
+        key = (self.stored.get(method, method), backbone, dataset)
         return paths.href(paths.cell_page(*key), self.page) if key in self.data.by_cell else None
 
     def method(self, method: str) -> str | None:
-        return paths.href(paths.method_page(method), self.page)
+        method = self.stored.get(method, method)
+        return paths.href(paths.method_page(method), self.page) if method in self.data.methods() else None
 
     def run(self, run_id: str) -> str | None:
         return paths.href(paths.run_page(run_id), self.page) if run_id in self.run_ids else None
@@ -113,8 +120,11 @@ class SiteBuilder:
 
     def build(self) -> WriteStats:
         self.assets()
-        table_links = [{"title": t.title, "path": t.path, "methods": self._table_methods(t)} for t in self.tables]
-        home_tables = [self.table_page(t) for t in self.tables]
+        pages = [t for t in self.tables if t.same_as is None]
+        table_links = [{"title": t.title, "path": t.path, "methods": self._table_methods(t)} for t in pages]
+        drawn = {t.name: self.table_page(t) for t in pages}
+        home_tables = [drawn[t.name] if t.same_as is None else self._same_as(t, drawn[t.same_as.name])
+                       for t in self.tables]
         for method in self.data.methods():
             in_tables = [t for t in table_links if method in t["methods"]]
             page = paths.method_page(method)
@@ -150,16 +160,21 @@ class SiteBuilder:
     def _page(self, page: str, kind: str, view: Any, render: Any) -> bool:
         return self.writer.page(page, fingerprint(kind, view), lambda: (render(), {}))
 
+    @staticmethod
+    def _same_as(table: SiteTable, entry: dict[str, Any]) -> dict[str, Any]:
+        """The home page's line of a suite folded into the published table it equals."""
+        return {**entry, "title": table.title, "coverage": None,
+                "description": f"{table.description} (the same runs as {entry['title']}: one page for both)"}
+
     def _table_methods(self, table: SiteTable) -> set[str]:
         return {r.method for r in self.data.runs if table.run_ids is None or r.run_id in table.run_ids}
 
     def table_page(self, table: SiteTable) -> dict[str, Any]:
         """The report of ``table``'s runs with its figures (drawn only when their data changed) and downloads."""
         run_ids = None if table.run_ids is None else set(table.run_ids)
-        model = load_model(self.db, run_ids, table.paper, (), table.reference_rows)
-        folder = paths.table_files(table.name)
-        figures = build_figures(self.db, model, run_ids, previous=self.out / folder / "figures")
-        page = table.path
+        model = load_model(self.db, run_ids, table.paper, (), table.reference_rows, table.labels)
+        folder, page = table.folder, table.path
+        figures = build_figures(self.db, model, run_ids, previous=self.out / folder / "figures", labels=table.labels)
         for fig in figures:  # each figure is written only when its data changed (its digest, as in the report)
             self.writer.page(f"{folder}/figures/{fig.key}.png", fig.digest, lambda png=fig.png: (png, {}))
         listing = manifest(figures)  # lets build_figures find them unchanged next time
@@ -174,20 +189,45 @@ class SiteBuilder:
         files.update({f"{folder}/{name}": text for name, text in downloads.items()})
         paper_title = _paper_title(table.paper)
         links = [{"name": name, "href": paths.href(f"{folder}/{name}", page)} for name in downloads]
-        meta = {"description": table.description, "paper_title": paper_title, "downloads": links}
+        entry = {"title": table.title, "href": page, "paper": paper_title or views.NONE,
+                 "description": table.description, "jobs": views.NONE if table.jobs is None else table.jobs,
+                 "done": model.n_done, "failed": model.n_failed,
+                 "downloads": [{"name": d["name"], "href": f"{folder}/{d['name']}"} for d in links]}
+        if table.published is not None:
+            entry.update(published_view(table.published, model))
+        meta = {"description": table.description, "paper_title": paper_title, "downloads": links,
+                "published": entry.get("coverage"), "other_pages": self._other_pages(table, page)}
         stable = replace(model, generated_at=datetime(1970, 1, 1))  # the page shows when its data last changed
         digest = fingerprint("table", (table.name, table.title, meta, stable, [(f.key, f.digest) for f in figures]))
 
         def produce() -> tuple[str, dict[str, Content]]:
-            context = report_context(model, figures, SiteLinks(page, self.data),
+            context = report_context(model, figures, SiteLinks(page, self.data, self._stored_names(table)),
                                      lambda fig: paths.href(f"{folder}/figures/{fig.key}.png", page))
             return self.render("site_table.html.j2", page, table.title, table=meta, **context), files
 
         self.writer.page(page, digest, produce)
-        return {"title": table.title, "href": page, "paper": paper_title or views.NONE,
-                "description": table.description, "jobs": views.NONE if table.jobs is None else table.jobs,
-                "done": model.n_done, "failed": model.n_failed,
-                "downloads": [{"name": d["name"], "href": f"{folder}/{d['name']}"} for d in links]}
+        return entry
+
+    def _stored_names(self, table: SiteTable) -> dict[str, str]:
+        """Row name on ``table`` -> the method name in the index (its cell and method pages), where they differ."""
+        if not table.labels:
+            return {}
+        stored = {r.run_id: r.method for r in self.data.runs if r.run_id in table.labels}
+        names: dict[str, set[str]] = defaultdict(set)
+        for run_id, label in table.labels.items():
+            if run_id in stored:
+                names[label].add(stored[run_id])
+        return {label: next(iter(methods)) for label, methods in names.items()
+                if len(methods) == 1 and label not in methods}
+
+    def _other_pages(self, table: SiteTable, page: str) -> list[dict[str, str]]:
+        """A published table links to the other tables of its paper and to its suites' pages of all runs."""
+        if table.published is None:
+            return []
+        suites = set(table.published.suites)
+        return [{"title": t.title, "href": paths.href(t.path, page)} for t in self.tables
+                if t is not table and t.same_as is None and ((t.published is not None and t.paper == table.paper)
+                                                             or (t.published is None and t.name in suites))]
 
     def run_pages(self) -> None:
         """Run pages whose row changed, drawn in batches (their learning curves read for that batch only)."""
@@ -195,8 +235,11 @@ class SiteBuilder:
         for run in self.data.runs:
             page = paths.run_page(run.run_id)
             conflict = self.data.conflicts.get(run.run_id)
-            digest = fingerprint("run", (run, conflict.note if conflict else None,
-                                         [r.result_key for r in conflict.results] if conflict else None))
+            # the row's repr (values read from the index, never summed, so stable to the last bit): the canonical
+            # form of 10,000 rows would cost more than the rest of a rebuild
+            digest = hashlib.sha256(f"{_code_digest()}\nrun\n{run!r}\n{conflict.note if conflict else None}\n"
+                                    f"{[r.result_key for r in conflict.results] if conflict else None}"
+                                    .encode()).hexdigest()
             if self.writer.unchanged(page, digest):
                 self.writer.page(page, digest, _never)
             else:
@@ -264,14 +307,14 @@ class SiteBuilder:
             "config": [(k, json.dumps(v, sort_keys=True)) for k, v in sorted(run.config_dict().items())],
             "env": [(k, json.dumps(v, sort_keys=True) if not isinstance(v, str) else v)
                     for k, v in sorted(env.items())],
-            "levers": views.LEVERS, "provenance": provenance, "files": listed,
+            "levers": views.LEVERS, "engine": views.levers_view(env), "provenance": provenance, "files": listed,
         }
         crumbs = [(run.method, paths.method_page(run.method)), (" · ".join(run.cell), paths.cell_page(*run.cell))]
         return self.render("run.html.j2", page, f"Run {run.run_id}", crumbs, run=view), files
 
     def search_index(self) -> None:
         """search/index.js (tables, methods, datasets, cells) and one search/runs-XX.js per run-id prefix."""
-        entries = [["table", t.title, t.path] for t in self.tables]
+        entries = [["table", t.title, t.path] for t in self.tables]  # a folded suite finds its table
         entries += [["method", m, paths.method_page(m)] for m in self.data.methods()]
         entries += [["dataset", d, paths.dataset_page(d)] for d in self.data.datasets()]
         entries += [["cell", " · ".join(k), paths.cell_page(*k)] for k in sorted(self.data.by_cell)]
@@ -289,17 +332,13 @@ class SiteBuilder:
                                                        f"{json.dumps(r, separators=(',', ':'))});\n", {}))
 
     def home(self, tables: list[dict[str, Any]]) -> None:
-        from vrbench.report.coverage import coverage
-
         page = paths.HOME
-        paper_pages = {t.paper: t.path for t in self.tables if t.paper}
-        rows = []
-        for table in coverage(self.suites) if self.suites else []:
-            total, covered = len(table.cells), len(table.covered)
-            rows.append({"paper": table.paper, "table": table.table, "total": total, "covered": covered,
-                         "share": f"{covered / total:.4f}" if total else "0",
-                         "share_text": f"{100 * covered / total:.0f} %" if total else views.NONE,
-                         "href": paper_pages.get(table.paper, "")})
+        papers: dict[str, dict[str, Any]] = {}
+        for table, entry in zip(self.tables, tables, strict=True):
+            if table.published is not None:
+                paper = papers.setdefault(table.paper, {"stem": table.paper, "title": entry["paper"],
+                                                        "anchor": f"paper-{paths.slug(table.paper)}", "tables": []})
+                paper["tables"].append(entry)
         data = self.data
         counts = defaultdict(int)
         for run in data.runs:
@@ -310,7 +349,8 @@ class SiteBuilder:
             by_dataset[run.dataset] += 1
         view = {
             "n_runs": len(data.runs), "n_done": counts["done"], "n_failed": counts["failed"],
-            "last_update": views._time(data.last_update), "tables": tables, "coverage": rows,
+            "last_update": views._time(data.last_update), "papers": list(papers.values()),
+            "tables": [e for t, e in zip(self.tables, tables, strict=True) if t.published is None],
             "suites": [s.name for s in self.suites],
             "hosts": [{"name": name, "runs": n} for name, n in sorted(data.hosts.items())],
             "conflicts": [{"run_id": c.run_id, "href": paths.run_page(c.run_id), "summary": c.note}
@@ -356,16 +396,50 @@ def _paper_title(stem: str | None) -> str:
 
 
 def tables_for(results: Path, suites: list) -> list[SiteTable]:
-    """One table per suite (its jobs, its paper, its reference rows); without suites, one table of every run."""
+    """A page per published table of the suites' papers (the runs reproducing its cells), then one per suite (all
+    its runs, compared with its paper); without suites, one table of every run."""
     if not suites:
-        return [SiteTable("all", "All runs", f"Every run in {results}.", None, None, None, None)]
+        return [SiteTable("all", "All runs", f"Every run in {results}.", None, None, None, None,
+                          paths.table_page("all"), paths.table_files("all"))]
     tables = []
+    for found in published_tables(suites):
+        short = _paper_title(found.paper).split(" (")[0] or found.paper
+        tables.append(SiteTable(
+            f"{found.paper}/{found.slug}", f"{short}: {found.table}",
+            f"The runs of {', '.join(found.suites) or 'no suite'} that reproduce the cells of {found.table}, "
+            f"compared with that table.", found.paper, found.reference_rows, found.run_ids, len(found.run_ids),
+            paths.paper_table_page(found.paper, found.slug), paths.paper_table_files(found.paper, found.slug),
+            found.labels, found))
     for suite in suites:
         paper = suite.reference.get("paper")
-        tables.append(SiteTable(suite.name, f"{suite.name}" + (f" ({paper})" if paper else ""),
-                                suite.description or "", paper, suite.reference.get("rows"),
-                                frozenset(job.run_id for job in suite.jobs), len(suite.jobs)))
+        run_ids = frozenset(job.run_id for job in suite.jobs)
+        # a suite that is exactly one published table (ILM-VP's cvpr23 is its main table) would be the same report
+        # twice, its figures drawn twice: it links to that table instead
+        same = next((t for t in tables if t.published is not None and t.paper == paper and t.run_ids == run_ids
+                     and t.published.suites == (suite.name,)), None)
+        tables.append(SiteTable(suite.name, f"{suite.name}: all runs" + (f" ({paper})" if paper else ""),
+                                suite.description or "", paper, suite.reference.get("rows"), run_ids,
+                                len(suite.jobs), same.path if same else paths.table_page(suite.name),
+                                same.folder if same else paths.table_files(suite.name),
+                                {job.run_id: job.method for job in suite.jobs}, same_as=same))
     return tables
+
+
+def published_view(table: PublishedTable, model: Any) -> dict[str, Any]:
+    """A published table's coverage: values printed, with a job in the suites, with a result of ours here."""
+    ours = {cell_key(ref) for ref in _model_refs(model) if ref.table == table.table}
+    return {"coverage": {"published": table.published, "covered": table.covered, "reproduced": len(ours),
+                         "share": f"{len(ours) / table.published:.4f}" if table.published else "0",
+                         "share_text": f"{100 * len(ours) / table.published:.0f} %" if table.published else
+                         views.NONE, "table": table.table, "paper": table.paper,
+                         "anchor": f"paper-{paths.slug(table.paper)}"}}
+
+
+def _model_refs(model: Any) -> list:
+    """The published values the model's cells are compared with (leaderboards and prompt tables)."""
+    refs = [cell.ref for board in model.boards for row in board.rows for cell in row.cells.values()
+            if cell.ref is not None]
+    return refs + [ref for section in model.prompt_sections for ref in section.references]
 
 
 def build_site(results: Path, out: Path, suites: list | None = None) -> WriteStats:

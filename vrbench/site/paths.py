@@ -25,6 +25,15 @@ def table_files(name: str) -> str:
     return f"tables/{slug(name)}"
 
 
+def paper_table_page(paper: str, table_slug: str) -> str:
+    """One published table of a paper (``table_slug``: vrbench.site.published.readable_slug, unique per paper)."""
+    return f"papers/{slug(paper)}/{slug(table_slug)}.html"
+
+
+def paper_table_files(paper: str, table_slug: str) -> str:
+    return f"papers/{slug(paper)}/{slug(table_slug)}"
+
+
 def method_page(method: str) -> str:
     return f"methods/{slug(method)}.html"
 

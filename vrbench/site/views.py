@@ -17,9 +17,39 @@ from vrbench.site import paths
 from vrbench.site.data import CellKey, RunInfo, SiteData
 
 NONE = f.NO_VALUE
-# env.json keys that switch the engine's numerics (docs/results-format.md): highlighted on run pages.
-LEVERS: tuple[str, ...] = ("folded_batchnorm", "fused_activations", "frozen_chains", "shared_border",
-                           "cpu_capability", "precision", "device", "threads", "torch_version")
+# env.json keys that move a run's numbers (docs/results-format.md): highlighted on run pages. "levers" and
+# "sessions" are the engine levers (vrbench/engine/levers.py); the top-level folded_batchnorm/shared_border keys are
+# the format before them (not reliable, shown as recorded).
+LEVERS: tuple[str, ...] = ("levers", "sessions", "cpu_capability", "precision", "device", "threads",
+                           "torch_version", "folded_batchnorm", "fused_activations", "frozen_chains", "shared_border")
+# A session's columns in the run page's sessions table, after the levers themselves.
+SESSION_COUNTS: tuple[str, ...] = ("folded_batchnorm", "fused_activations", "frozen_chains",
+                                   "shared_border_wrapped", "shared_border_batches")
+
+
+def levers_view(env: dict[str, Any]) -> dict[str, Any] | None:
+    """The engine levers of a run's env.json: per lever its state over the job ("on", "off", "mixed"), and one row
+    per training session (its epochs, the levers that took effect, their counts, the switches requested)."""
+    from vrbench.engine.levers import LEVERS as ENGINE_LEVERS  # torch-free
+
+    summary, sessions = env.get("levers"), env.get("sessions")
+    if not isinstance(summary, dict) and not isinstance(sessions, list):
+        return None
+    rows = []
+    for session in sessions if isinstance(sessions, list) else ():
+        if not isinstance(session, dict):
+            continue
+        epochs = session.get("epochs")
+        requested = session.get("requested") if isinstance(session.get("requested"), dict) else {}
+        rows.append({"session": str(session.get("session", NONE)), "started": str(session.get("started_at", NONE)),
+                     "epochs": f"{epochs[0] + 1}–{epochs[1]}" if isinstance(epochs, list) and len(epochs) == 2
+                     and all(isinstance(e, int) for e in epochs) and epochs[1] > epochs[0] else NONE,
+                     "levers": [str(session.get(lever, NONE)) for lever in ENGINE_LEVERS],
+                     "counts": [str(session.get(key, NONE)) for key in SESSION_COUNTS],
+                     "requested": ", ".join(k for k, v in requested.items() if v) or NONE})
+    summary = summary if isinstance(summary, dict) else {}
+    return {"names": list(ENGINE_LEVERS), "counts": list(SESSION_COUNTS),
+            "summary": [(lever, str(summary.get(lever, NONE))) for lever in ENGINE_LEVERS], "sessions": rows}
 
 
 def acc_view(value: float | None) -> dict[str, str]:
@@ -142,14 +172,34 @@ def dataset_view(dataset: str, data: SiteData, page: str) -> dict[str, Any]:
             "cells": cells_rows(keys, data, page, lambda k: k[0])}
 
 
+def _expand(key: str, values: list[Any]) -> list[tuple[str, list[Any]]]:
+    """A differing env.json list of objects (the training ``sessions``) as the fields that differ, element by
+    element ("sessions[1].shared_border"); any other value as it is."""
+    from vrbench.share.conflicts import flatten
+
+    if not all(v is None or (isinstance(v, list) and all(isinstance(x, dict) for x in v)) for v in values):
+        return [(key, values)]
+    out = []
+    for index in range(max(len(v) for v in values if v is not None)):
+        flats = [flatten(v[index]) if v is not None and index < len(v) else {} for v in values]
+        for name in sorted({k for flat in flats for k in flat}):
+            found = [flat.get(name) for flat in flats]
+            if len({json.dumps(x, sort_keys=True) for x in found}) > 1:
+                out.append((f"{key}[{index + 1}].{name}", found))
+    return out or [(key, values)]
+
+
 def conflict_view(conflict: Conflict, page: str) -> dict[str, Any]:
     """The results of one job side by side: which one counts, where each came from, and how they differ."""
     headers = [("counted" if r.counted else "other") + f" ({r.origin})" for r in conflict.results]
-    differences = [{"key": key, "values": [NONE if v is None else f"{v:.2f}" for v in values]}
+    differences = [{"key": key, "lever": False, "values": [NONE if v is None else f"{v:.2f}" for v in values]}
                    for key, values in conflict.scores.items()]
-    differences += [{"key": key, "values": [NONE if v is None else str(v) for v in values]}
-                    for key, values in conflict.env.items()]
-    differences.append({"key": "finished_at", "values": [_time(r.finished_at) for r in conflict.results]})
+    differences += [{"key": key, "lever": key.split(".")[0].split("[")[0] in LEVERS,
+                     "values": [NONE if v is None else v if isinstance(v, str) else json.dumps(v, sort_keys=True)
+                                for v in values]}
+                    for name, env_values in conflict.env.items() for key, values in _expand(name, env_values)]
+    differences.append({"key": "finished_at", "lever": False,
+                        "values": [_time(r.finished_at) for r in conflict.results]})
     others = [{"label": f"{r.result_key} ({r.origin})", "href": paths.href(f"{paths.run_files(r.run_id)}/"
                                                                            f"{r.result_key}/result.json", page)}
               for r in conflict.results if not r.counted]

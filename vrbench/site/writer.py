@@ -119,6 +119,7 @@ class SiteWriter:
                 if path not in keep and isinstance(path, str) and _safe(path):
                     (self.out / path).unlink(missing_ok=True)
                     self.stats.removed.append(path)
-        self._put(MANIFEST, json.dumps({"format": MANIFEST_FORMAT, "pages": self._new}, sort_keys=True,
-                                       separators=(",", ":")))
+        if self._new != self._old or not (self.out / MANIFEST).exists():  # a rebuild that wrote nothing writes
+            self._put(MANIFEST, json.dumps({"format": MANIFEST_FORMAT, "pages": self._new}, sort_keys=True,
+                                           separators=(",", ":")))  # nothing (100,000 runs: a 30 MB manifest)
         return self.stats

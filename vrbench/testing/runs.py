@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,14 +89,18 @@ def write_finished_run(results: Path, run_id: str, method: str, config: dict[str
 ONE_TO_ONE = ("rlm", "flm", "ilm", "identity")
 
 
-def write_suite_results(suite: Path | str, results: Path, rng_seed: int = 0, num_source: int = 1000) -> list[str]:
-    """A finished run for every VR job of a suite (real run ids and configs from the suite file), with learning
-    curves whose level depends on the method, and a mapping.json of the mapping's kind; return the run ids."""
+def write_suite_results(suite: Path | str, results: Path, rng_seed: int = 0, num_source: int = 1000,
+                        select: Callable[[Any], bool] | None = None) -> list[str]:
+    """A finished run for every VR job of a suite (or those ``select`` accepts: it gets each JobSpec), with real run ids
+    and configs from the suite file, learning curves whose level depends on the method, and a mapping.json of the
+    mapping's kind; return the run ids."""
     from vrbench.suite import load_suite
 
     rng = random.Random(rng_seed)
     run_ids = []
     for job in load_suite(suite).jobs:
+        if select is not None and not select(job):
+            continue
         config = job.config
         level = 30.0 + 8.0 * (sum(map(ord, job.method)) % 7) + rng.uniform(-3.0, 3.0)
         history = learning_curve(int(config.get("epochs", 5)), level, rng)
