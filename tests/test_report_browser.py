@@ -5,7 +5,6 @@ sorts its tables on a click, shows every figure, and makes no network request.""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,32 +15,10 @@ from vrbench.store.db import DB_NAME
 from vrbench.testing.runs import write_suite_results
 
 SMOKE = Path(__file__).resolve().parents[1] / "suites" / "smoke.yaml"
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SMOKE_FIGURES = {"learning-curves", "comparison"} | {f"mapping-padding-{m}" for m in ("rlm", "flm", "ilm", "blm",
                                                                                         "blmpp")}
 
 
-@pytest.fixture
-def browser(tmp_path: Path):
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.skip(f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
-                    "apt-get install -y chromium chromium-driver (.ci/run does)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER,
-                                                               log_output=str(tmp_path / "chromedriver.log")))
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture

@@ -356,8 +356,10 @@ def test_a_conflict_names_what_differs_in_the_environment_not_paths_or_times() -
                      env("a", "/home/me/results/runs/r", "2026-12-01T10:00:00", "on"))
     there = JobResult("r", "k2", False, "alternates/r/k2", "done", 40.0, 41.5, None, 5, None,
                       env("b", "/scratch/results/runs/r", "2026-12-02T11:00:00", "off"))
-    note = make_conflict([here, there]).note
+    conflict = make_conflict([here, there])
+    note = conflict.note
     assert "best_test_acc 41.00 vs 41.50" in note and "hostname a vs b" in note
     assert "levers.fuse_activations on vs off" in note
     assert "argv" not in note and "sessions" not in note and "started_at" not in note
+    assert "argv" not in conflict.env and "sessions" in conflict.env  # the pages show the sessions side by side
     assert "final_acc" not in note and "torch_version" not in note  # equal values are not differences

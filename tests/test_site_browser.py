@@ -19,32 +19,10 @@ from vrbench.store.db import DB_NAME
 from vrbench.suite import load_suite
 from vrbench.testing.site import CVPR23, SMOKE, write_site_results
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 PAPER_PAGE = "papers/ilm_vp_cvpr23/main-cnn-table.html"
 SHOTS = Path("/tmp/site_shots")
 
 
-@pytest.fixture
-def browser(tmp_path: Path):
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.skip(f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}): "
-                    "apt-get install -y chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER,
-                                                               log_output=str(tmp_path / "chromedriver.log")))
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture

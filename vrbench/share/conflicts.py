@@ -45,9 +45,11 @@ if TYPE_CHECKING:
     import duckdb
 
 SCORE_KEYS: tuple[str, ...] = ("final_acc", "best_test_acc", "best_val_acc")
-# env.json keys that differ between any two runs and say nothing about the result: the worker's command line (its
-# results path) and the per-session records (start times; their lever states are compared through `levers`).
-UNCOMPARED_ENV_KEYS: frozenset[str] = frozenset({"argv", "sessions"})
+# env.json's worker command line differs with every results path and says nothing about the result.
+UNCOMPARED_ENV_KEYS: frozenset[str] = frozenset({"argv"})
+# Left out of the one-line note (pages show them): the per-session records differ in their start times, and their
+# lever states are summarised by `levers`, which the note does name.
+UNNOTED_ENV_KEYS: frozenset[str] = frozenset({"sessions"})
 META_KEY = "alternates"
 
 
@@ -90,8 +92,9 @@ class Conflict:
         parts = [f"{key} {' vs '.join(_show(v) for v in values)}" for key, values in self.scores.items()]
         if not self.scores:
             parts.append("same scores")
-        parts += [f"{key} {' vs '.join(_show(v) for v in values)}" for key, values in self.env.items()]
-        if not self.env:
+        env = {key: values for key, values in self.env.items() if key not in UNNOTED_ENV_KEYS}
+        parts += [f"{key} {' vs '.join(_show(v) for v in values)}" for key, values in env.items()]
+        if not env:
             parts.append("same env")
         return f"conflict: {len(self.results)} results for one job ({'; '.join(parts)})"
 
