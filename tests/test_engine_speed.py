@@ -228,3 +228,26 @@ defaults: {epochs: 1, batch_size: 32, subset: {train: 64, test: 40}, image_size:
         job.train_epoch(0)
     with pytest.raises(FloatingPointError, match="backbone's input holds NaN or inf"):
         job.evaluate(job.splits.test)
+
+
+def test_the_input_guard_catches_nan_and_both_infinities_but_not_large_finite_inputs(tmp_path: Path) -> None:
+    """The guard reads the sum of the backbone's input: NaN, +inf and -inf (alone or together) all make it
+    non-finite; finite inputs far beyond an image's range do not."""
+    suite = parse_suite("""
+name: t
+grid: {input: padding, mapping: rlm, backbone: efficientnet_lite0, dataset: digits, seed: 0}
+defaults: {epochs: 1, batch_size: 8, subset: {train: 16, test: 8}, image_size: 32, canvas: 64}
+""")
+    (spec,) = suite.jobs
+    directory = run_dir(tmp_path / "results", spec.run_id)
+    write_config(directory, spec.run_id, spec.method, spec.config, {"device": "cpu", "threads": 2})
+    job = Job(directory)
+    job.build()
+    job.input = nn.Identity()
+    with torch.no_grad():
+        assert job.logits(torch.full((2, 3, 64, 64), 1e6)).shape[0] == 2
+        for bad in ([float("nan")], [float("inf")], [-float("inf")], [float("inf"), -float("inf")]):
+            x = torch.zeros(2, 3, 64, 64)
+            x.view(-1)[: len(bad)] = torch.tensor(bad)
+            with pytest.raises(FloatingPointError, match="backbone's input holds NaN or inf"):
+                job.logits(x)
