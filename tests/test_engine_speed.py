@@ -202,6 +202,20 @@ def test_inputs_without_a_shared_pattern_run_the_backbone_whole(tmp_path: Path,
     assert read_json(job.directory / ENV)["levers"]["shared_border"] == "off"
 
 
+def _built_digits_job(tmp_path: Path, mapping: str, settings: str) -> Job:
+    """A built one-epoch padding-VR job on Lite0 and 32-px digits on a 64-px canvas (``settings``: more defaults)."""
+    (spec,) = parse_suite(f"""
+name: t
+grid: {{input: padding, mapping: {mapping}, backbone: efficientnet_lite0, dataset: digits, seed: 0}}
+defaults: {{epochs: 1, {settings}, image_size: 32, canvas: 64}}
+""").jobs
+    directory = run_dir(tmp_path / "results", spec.run_id)
+    write_config(directory, spec.run_id, spec.method, spec.config, {"device": "cpu", "threads": 2})
+    job = Job(directory)
+    job.build()
+    return job
+
+
 @pytest.mark.parametrize("fuse", [True, False])
 def test_a_nan_pattern_fails_the_job_with_fused_and_plain_kernels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    fuse: bool) -> None:
@@ -209,16 +223,7 @@ def test_a_nan_pattern_fails_the_job_with_fused_and_plain_kernels(tmp_path: Path
     backbone's input. A NaN pattern stops training and evaluation alike, whichever kernels run (an inf one is
     squashed by ILM-VP's sigmoid, as in the paper's code)."""
     monkeypatch.setenv(FUSE_ENV, "1" if fuse else "0")
-    suite = parse_suite("""
-name: t
-grid: {input: padding, mapping: ilm, backbone: efficientnet_lite0, dataset: digits, seed: 0}
-defaults: {epochs: 1, batch_size: 32, subset: {train: 64, test: 40}, image_size: 32, canvas: 64}
-""")
-    (spec,) = suite.jobs
-    directory = run_dir(tmp_path / "results", spec.run_id)
-    write_config(directory, spec.run_id, spec.method, spec.config, {"device": "cpu", "threads": 2})
-    job = Job(directory)
-    job.build()
+    job = _built_digits_job(tmp_path, "ilm", "batch_size: 32, subset: {train: 64, test: 40}")
     job.first_start()
     job.epoch_start(0)  # ILM estimates its mapping here
     assert (job.fused_activations > 0) is fuse
@@ -233,16 +238,7 @@ defaults: {epochs: 1, batch_size: 32, subset: {train: 64, test: 40}, image_size:
 def test_the_input_guard_catches_nan_and_both_infinities_but_not_large_finite_inputs(tmp_path: Path) -> None:
     """The guard reads the sum of the backbone's input: NaN, +inf and -inf (alone or together) all make it
     non-finite; finite inputs far beyond an image's range do not."""
-    suite = parse_suite("""
-name: t
-grid: {input: padding, mapping: rlm, backbone: efficientnet_lite0, dataset: digits, seed: 0}
-defaults: {epochs: 1, batch_size: 8, subset: {train: 16, test: 8}, image_size: 32, canvas: 64}
-""")
-    (spec,) = suite.jobs
-    directory = run_dir(tmp_path / "results", spec.run_id)
-    write_config(directory, spec.run_id, spec.method, spec.config, {"device": "cpu", "threads": 2})
-    job = Job(directory)
-    job.build()
+    job = _built_digits_job(tmp_path, "rlm", "batch_size: 8, subset: {train: 16, test: 8}")
     job.input = nn.Identity()
     with torch.no_grad():
         assert job.logits(torch.full((2, 3, 64, 64), 1e6)).shape[0] == 2
