@@ -77,3 +77,20 @@ def browser(tmp_path: Path):
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """The tiny random CLIP (clip_tiny) wrapped for prompt learning, shared by a module's tests."""
+    from vrbench.clip.encoders import PromptedCLIP
+    from vrbench.clip.models import load_clip
+
+    return PromptedCLIP(load_clip("clip_tiny"))
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """clip_tiny's tokenizer (the real CLIP tokenizer)."""
+    from vrbench.clip.models import get_clip_tokenizer
+
+    return get_clip_tokenizer("clip_tiny")

@@ -38,16 +38,6 @@ TRAINABLE = ["coop", "cocoop", "ivlp", "maple", "promptsrc", "proda"]
 
 
 @pytest.fixture(scope="module")
-def tiny() -> PromptedCLIP:
-    return PromptedCLIP(load_clip("clip_tiny"))
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return get_clip_tokenizer("clip_tiny")
-
-
-@pytest.fixture(scope="module")
 def batch() -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(10)
     return torch.randn(4, 3, 32, 32, generator=generator), torch.tensor([0, 1, 2, 0])

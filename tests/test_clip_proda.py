@@ -8,40 +8,19 @@ Both run the base-to-novel protocol end to end through the CLI.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.conftest import run_cli
 from vrbench.clip.encoders import PromptedCLIP
 from vrbench.clip.methods import METHODS, ClipMethod
-from vrbench.clip.models import get_clip_tokenizer, load_clip
 from vrbench.clip.templates import DEFAULT_TEMPLATE, PROMPTSRC_60
 from vrbench.suite import load_suite
 
 NAMES = ["golden_retriever", "tabby cat", "airliner", "sea lion"]
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """`vrbench ...` in a subprocess, as a user runs it, with this checkout first on the path."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "vrbench.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def tiny() -> PromptedCLIP:
-    return PromptedCLIP(load_clip("clip_tiny"))
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return get_clip_tokenizer("clip_tiny")
 
 
 @pytest.fixture(scope="module")
