@@ -94,3 +94,15 @@ def tokenizer():
     from vrbench.clip.models import get_clip_tokenizer
 
     return get_clip_tokenizer("clip_tiny")
+
+
+@pytest.fixture
+def dtd_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A small DTD in CoOp's layout (two train, one val and one test image per class) and a private decoded-image
+    cache."""
+    from vrbench.testing import write_coop_dataset
+
+    monkeypatch.setenv("VRBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("VRBENCH_CACHE", raising=False)
+    write_coop_dataset("dtd", tmp_path / "data", per_class=(2, 1, 1))
+    return tmp_path / "data"

@@ -14,15 +14,6 @@ from vrbench.datasets import DATASETS
 from vrbench.datasets.cache import TRANSFORM_VERSION, cache_key, cached_array
 from vrbench.datasets.coop import file_list
 from vrbench.datasets.files import load_files
-from vrbench.testing import write_coop_dataset
-
-
-@pytest.fixture
-def dtd_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("VRBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("VRBENCH_CACHE", raising=False)
-    write_coop_dataset("dtd", tmp_path / "data", per_class=(2, 1, 1))
-    return tmp_path / "data"
 
 
 def _cache_files(root: Path) -> list[Path]:

@@ -18,15 +18,6 @@ import torch
 from vrbench.datasets import DATASETS, cache
 from vrbench.datasets.cache import cache_entries, cached_array, checksum_path, remove_entries
 from vrbench.datasets.files import decoded_images
-from vrbench.testing import write_coop_dataset
-
-
-@pytest.fixture
-def dtd_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("VRBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("VRBENCH_CACHE", raising=False)
-    write_coop_dataset("dtd", tmp_path / "data", per_class=(2, 1, 1))
-    return tmp_path / "data"
 
 
 def _entry(root: Path) -> Path:
